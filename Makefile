@@ -1,0 +1,58 @@
+# Payments Lakehouse. `make help` lists the targets; every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit lint format broker-jars notebook bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the locked dependencies
+
+broker-jars: $(STAMP) ## fetch the local broker's jars from Maven Central (once)
+	$(BIN)/python -c "from lakehouse.broker import ensure_jars; from lakehouse.settings import get_settings; print(ensure_jars(get_settings().cache_dir))"
+
+demo: $(STAMP) broker-jars ## run the whole platform on the embedded stack and show the results
+	$(BIN)/lakehouse demo
+
+test: $(STAMP) broker-jars ## run the whole test suite (unit and integration, real broker)
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## only the tests that need no broker, server or browser
+	$(BIN)/pytest -q -m "not integration"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff fix and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+notebook: $(STAMP) ## open JupyterLab on the analyst notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/
+
+bench: $(STAMP) broker-jars ## run the benchmarks quoted in the README
+	$(BIN)/python bench/receiver.py
+	$(BIN)/python bench/pipeline.py --events 1000000
+	$(BIN)/python bench/models.py
+
+clean: ## remove the virtualenv and tool caches (keeps .lakehouse data)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -1,0 +1,86 @@
+"""Topics of DESIGN.md, routing of event types to them, message headers, and topic creation.
+
+A message's value is the request body exactly as received; its key is the merchant (Stripe
+``account``, else ``data.object.metadata.merchant_id``), else the event id, so one merchant's events
+stay ordered in one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+PAYMENT_INTENT = "webhooks.stripe.payment_intent"
+CHARGE = "webhooks.stripe.charge"
+REFUND = "webhooks.stripe.refund"
+DISPUTE = "webhooks.stripe.dispute"
+OTHER = "webhooks.stripe.other"
+DLQ = "webhooks.dlq"
+
+#: Topics the receiver writes verified, routable Stripe events to.
+EVENT_TOPICS: tuple[str, ...] = (PAYMENT_INTENT, CHARGE, REFUND, DISPUTE, OTHER)
+#: Every topic the stack creates and the bronze loader consumes.
+ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, DLQ)
+
+# Header names (values are UTF-8 bytes).
+H_PROVIDER = "provider"
+H_EVENT_ID = "event-id"
+H_EVENT_TYPE = "event-type"
+H_RECEIVED_AT = "received-at"  # ISO 8601 UTC, microseconds
+H_REQUEST_ID = "request-id"
+H_DLQ_REASON = "dlq-reason"  # only on webhooks.dlq: INVALID_JSON, MISSING_EVENT_ID, ...
+
+_REFUND_TYPES = frozenset({"charge.refunded", "charge.refund.updated"})
+
+
+def route(event_type: str) -> str:
+    """The topic of a verified Stripe event type."""
+    if event_type.startswith("payment_intent."):
+        return PAYMENT_INTENT
+    if event_type.startswith("charge.dispute."):
+        return DISPUTE
+    if event_type.startswith("refund.") or event_type in _REFUND_TYPES:
+        return REFUND
+    if event_type.startswith("charge."):
+        return CHARGE
+    return OTHER
+
+
+def message_key(event: dict) -> str:
+    """Partition key: the merchant, else the event id."""
+    account = event.get("account")
+    if isinstance(account, str) and account:
+        return account
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    merchant = metadata.get("merchant_id") if isinstance(metadata, dict) else None
+    if isinstance(merchant, str) and merchant:
+        return merchant
+    return str(event.get("id", ""))
+
+
+def ensure_topics(
+    client_config: dict[str, str],
+    partitions: int,
+    topics: Iterable[str] = ALL_TOPICS,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(client_config)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in missing],
+        operation_timeout=timeout_s,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:  # another process created it in between
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return missing

@@ -1,0 +1,19 @@
+"""The ``lakehouse`` command. Each group lives in ``lakehouse/commands/``; heavy imports stay
+inside the commands so that ``lakehouse --help`` answers at once."""
+
+from __future__ import annotations
+
+import typer
+
+from lakehouse.commands import broker
+
+app = typer.Typer(
+    name="lakehouse",
+    help="Payments Lakehouse: Stripe webhooks to Iceberg tables, scored and queryable.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(broker.app, name="broker")
+
+if __name__ == "__main__":
+    app()

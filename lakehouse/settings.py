@@ -1,0 +1,169 @@
+"""Settings: the one place configuration is read.
+
+Every value comes from an environment variable with the prefix ``LAKEHOUSE_`` (or a ``.env`` file
+in the working directory), flat names: ``LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS``. Defaults describe the
+embedded stack under ``./.lakehouse/``. Nothing else in the project reads ``os.environ``; code calls
+``get_settings()`` (cached) and tests call ``get_settings.cache_clear()`` after changing the
+environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Used by the embedded development stack only; refused when ``environment`` is ``production``.
+DEV_WEBHOOK_SECRET = "whsec_lakehouse_local_development_only"
+
+
+class Settings(BaseSettings):
+    """All configuration of the platform, one field per knob."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAKEHOUSE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="production refuses development secrets and placeholders"
+    )
+    home: Path = Field(
+        Path(".lakehouse"), description="folder of the embedded stack's data, logs and caches"
+    )
+
+    # --- broker -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="an external Kafka-API broker (Redpanda); unset means the embedded local broker",
+    )
+    kafka_security: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra librdkafka client properties (sasl.*, ssl.*) as JSON, for a real cluster",
+    )
+    broker_port: int = Field(9092, description="port of the embedded broker's client listener")
+    broker_controller_port: int = Field(9093, description="port of the embedded KRaft controller")
+    broker_heap: str = Field("512m", description="JVM heap of the embedded broker")
+    topic_partitions: int = Field(3, description="partitions of each topic created by the stack")
+    consumer_group: str = Field("lakehouse-bronze", description="consumer group of the loader")
+
+    # --- receiver -----------------------------------------------------------------------------
+    stripe_webhook_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_WEBHOOK_SECRET],
+        description="Stripe endpoint secrets (whsec_…), comma separated; several during rotation",
+    )
+    stripe_signature_tolerance_s: int = Field(
+        300, description="max age (and max future skew) of a signature timestamp, seconds"
+    )
+    receiver_host: str = Field("127.0.0.1", description="bind address of the receiver")
+    receiver_port: int = Field(8000, description="port of the receiver")
+    receiver_max_body_bytes: int = Field(1_048_576, description="largest accepted body (413 above)")
+    receiver_max_json_depth: int = Field(64, description="deepest accepted JSON nesting")
+    receiver_produce_timeout_s: float = Field(
+        5.0, description="deadline for the broker's acknowledgement before answering 503"
+    )
+
+    # --- warehouse ----------------------------------------------------------------------------
+    catalog_name: str = Field("lakehouse", description="Iceberg catalog name")
+    catalog_uri: str | None = Field(
+        None,
+        description="Iceberg catalog: unset = SQLite SQL catalog under home; http(s):// = REST",
+    )
+    warehouse: str | None = Field(
+        None, description="Iceberg warehouse location: unset = file warehouse under home; s3://…"
+    )
+    catalog_properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra pyiceberg catalog properties as JSON (s3.endpoint, s3.access-key-id, …)",
+    )
+
+    # --- pipeline -----------------------------------------------------------------------------
+    batch_max_records: int = Field(200_000, description="most records one bronze batch consumes")
+    batch_max_seconds: float = Field(5.0, description="longest one bronze batch waits for records")
+    amount_max_major: int = Field(
+        1_000_000, description="largest amount in major units; above it INVALID_AMOUNT_TOO_LARGE"
+    )
+
+    # --- services of the local stack ----------------------------------------------------------
+    prefect_port: int = Field(4200, description="port of the local Prefect server")
+    mlflow_port: int = Field(5000, description="port of the local MLflow UI")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI: unset = SQLite store under home"
+    )
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            if not self.stripe_webhook_secrets or DEV_WEBHOOK_SECRET in self.stripe_webhook_secrets:
+                raise ValueError(
+                    "LAKEHOUSE_STRIPE_WEBHOOK_SECRETS must be set to real endpoint secrets "
+                    "in production"
+                )
+        if not self.stripe_webhook_secrets:
+            raise ValueError("LAKEHOUSE_STRIPE_WEBHOOK_SECRETS must hold at least one secret")
+        return self
+
+    # --- derived locations (not settings of their own) -----------------------------------------
+    @property
+    def home_abs(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Where clients connect: the external broker if configured, else the embedded one."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home_abs / "broker"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_abs / "cache"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home_abs / "logs"
+
+    @property
+    def resolved_catalog_uri(self) -> str:
+        return self.catalog_uri or f"sqlite:///{self.home_abs / 'catalog.db'}"
+
+    @property
+    def resolved_warehouse(self) -> str:
+        return self.warehouse or (self.home_abs / "warehouse").as_uri()
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.home_abs / "data_docs"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home_abs / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home_abs / "mlartifacts"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """Base librdkafka configuration shared by producers, consumers and admin clients."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_security}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
