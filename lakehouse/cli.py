@@ -1,11 +1,11 @@
-"""The ``lakehouse`` command. Each group lives in ``lakehouse/commands/``; heavy imports stay
-inside the commands so that ``lakehouse --help`` answers at once."""
+"""The ``lakehouse`` command. Each group lives in ``lakehouse/commands/`` and registers itself;
+heavy imports stay inside the commands so that ``lakehouse --help`` answers at once."""
 
 from __future__ import annotations
 
 import typer
 
-from lakehouse.commands import broker
+from lakehouse.commands import broker, history, mlflow, receiver, run, simulate, sql, stack
 
 app = typer.Typer(
     name="lakehouse",
@@ -13,7 +13,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(broker.app, name="broker")
+for module in (broker, receiver, simulate, history, sql, run, mlflow, stack):
+    module.register(app)
 
 if __name__ == "__main__":
     app()

@@ -70,3 +70,8 @@ def status() -> None:
     for topic in ALL_TOPICS:
         table.add_row(topic, str(offsets.get(topic, "missing")))
     console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``broker`` to the ``lakehouse`` app."""
+    root.add_typer(app, name="broker")
