@@ -77,7 +77,7 @@ def ensure_topics(
         [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in missing],
         operation_timeout=timeout_s,
     )
-    for topic, future in futures.items():
+    for future in futures.values():
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:  # another process created it in between

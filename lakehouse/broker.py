@@ -7,13 +7,13 @@ cache; data lives under ``<home>/broker/`` and survives a stop/start. Production
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import base64
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,18 +52,32 @@ def ensure_jars(cache_dir: Path) -> Path:
     if (jars / ".complete").exists():
         return jars
     if shutil.which("java") is None:
-        raise BrokerError("Java 17+ is needed for the local broker: install a JDK (apt-get install "
-                          "openjdk-17-jre-headless) or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS")
+        raise BrokerError(
+            "Java 17+ is needed for the local broker: install a JDK (apt-get install "
+            "openjdk-17-jre-headless) or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"
+        )
     if shutil.which("mvn") is None:
-        raise BrokerError("Maven (mvn) is needed once to fetch the broker's jars: apt-get install "
-                          "maven, or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS to an existing broker")
+        raise BrokerError(
+            "Maven (mvn) is needed once to fetch the broker's jars: apt-get install "
+            "maven, or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS to an existing broker"
+        )
     jars.mkdir(parents=True, exist_ok=True)
-    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={jars}", "-DincludeScope=runtime"]
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={jars}",
+        "-DincludeScope=runtime",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise BrokerError("could not fetch the broker's jars from Maven Central: " + " | ".join(tail))
+        raise BrokerError(
+            "could not fetch the broker's jars from Maven Central: " + " | ".join(tail)
+        )
     (jars / ".complete").touch()
     return jars
 
@@ -103,32 +117,35 @@ class LocalBroker:
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
         config.write_text(
-            "\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={self.data_dir / 'data'}",
-                f"num.partitions={self.partitions}",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=3",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=false",
-                "log.retention.hours=-1",
-                "",
-            ])
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.data_dir / 'data'}",
+                    f"num.partitions={self.partitions}",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=3",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "log.retention.hours=-1",
+                    "",
+                ]
+            )
         )
         return config
 
     def _java(self, jars: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(["java", "-cp", f"{jars}/*", *args], capture_output=True,
-                              text=True, **kwargs)
+        return subprocess.run(
+            ["java", "-cp", f"{jars}/*", *args], capture_output=True, text=True, **kwargs
+        )
 
     def start(self, timeout_s: float = 90.0) -> str:
         """Start (or find running) and wait until it answers; return the bootstrap address."""
@@ -137,21 +154,41 @@ class LocalBroker:
             return self.bootstrap
         for port in (self.port, self.controller_port):
             if not port_is_free(port):
-                raise BrokerError(f"port {port} on 127.0.0.1 is taken by another program: stop it "
-                                  "or set LAKEHOUSE_BROKER_PORT / LAKEHOUSE_BROKER_CONTROLLER_PORT")
+                raise BrokerError(
+                    f"port {port} on 127.0.0.1 is taken by another program: stop it "
+                    "or set LAKEHOUSE_BROKER_PORT / LAKEHOUSE_BROKER_CONTROLLER_PORT"
+                )
         jars = ensure_jars(self.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "data" / "meta.properties").exists():
-            fmt = self._java(jars, "kafka.tools.StorageTool", "format", "--standalone",
-                             "-t", _cluster_id(), "-c", str(config))
+            fmt = self._java(
+                jars,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(config),
+            )
             if fmt.returncode != 0:
                 raise BrokerError("could not format the broker's storage: " + fmt.stderr[-300:])
         log = self.log_file.open("ab")
         proc = subprocess.Popen(
-            ["java", f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-cp", f"{jars}/*",
-             "kafka.Kafka", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                "java",
+                f"-Xmx{self.heap}",
+                "-Xms128m",
+                "-XX:+UseG1GC",
+                "-cp",
+                f"{jars}/*",
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.pid_file.write_text(str(proc.pid))
@@ -172,8 +209,9 @@ class LocalBroker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": "0"})
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                raise BrokerError(f"the broker exited at start (code {proc.returncode}); "
-                                  f"see {self.log_file}")
+                raise BrokerError(
+                    f"the broker exited at start (code {proc.returncode}); see {self.log_file}"
+                )
             try:
                 meta = admin.list_topics(timeout=2)
                 if meta.brokers:
@@ -181,7 +219,9 @@ class LocalBroker:
             except Exception:  # noqa: BLE001 - not up yet
                 pass
             time.sleep(0.3)
-        raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s; see {self.log_file}")
+        raise BrokerError(
+            f"the broker did not answer within {timeout_s:.0f} s; see {self.log_file}"
+        )
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL); return whether one was running."""
@@ -222,8 +262,9 @@ def end_offsets(client_config: dict[str, str], topics: tuple[str, ...]) -> dict[
     """Sum of the high watermarks of each topic's partitions (messages ever written)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({**client_config, "group.id": "lakehouse-status",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {**client_config, "group.id": "lakehouse-status", "enable.auto.commit": False}
+    )
     try:
         meta = consumer.list_topics(timeout=10)
         totals: dict[str, int] = {}
@@ -245,6 +286,11 @@ def from_settings() -> LocalBroker:
     from lakehouse.settings import get_settings
 
     s = get_settings()
-    return LocalBroker(data_dir=s.broker_dir, cache_dir=s.cache_dir, port=s.broker_port,
-                       controller_port=s.broker_controller_port, heap=s.broker_heap,
-                       partitions=s.topic_partitions)
+    return LocalBroker(
+        data_dir=s.broker_dir,
+        cache_dir=s.cache_dir,
+        port=s.broker_port,
+        controller_port=s.broker_controller_port,
+        heap=s.broker_heap,
+        partitions=s.topic_partitions,
+    )

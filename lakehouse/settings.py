@@ -37,17 +37,20 @@ class Settings(BaseSettings):
     # --- broker -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         None,
-        description="an external Kafka-API broker (Redpanda); unset means the embedded local broker",
+        description="an external Kafka-API broker (Redpanda); unset = the embedded local broker",
     )
     kafka_security: dict[str, str] = Field(
         default_factory=dict,
-        description="extra librdkafka client properties (sasl.*, ssl.*) as JSON, for a real cluster",
+        description="extra librdkafka client properties (sasl.*, ssl.*) as JSON for a cluster",
     )
     broker_port: int = Field(9092, description="port of the embedded broker's client listener")
     broker_controller_port: int = Field(9093, description="port of the embedded KRaft controller")
     broker_heap: str = Field("512m", description="JVM heap of the embedded broker")
     topic_partitions: int = Field(3, description="partitions of each topic created by the stack")
     consumer_group: str = Field("lakehouse-bronze", description="consumer group of the loader")
+    consumer_session_timeout_ms: int = Field(
+        10_000, description="how soon the group reassigns a dead loader's partitions (ms)"
+    )
 
     # --- receiver -----------------------------------------------------------------------------
     stripe_webhook_secrets: Annotated[list[str], NoDecode] = Field(

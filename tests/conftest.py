@@ -32,8 +32,14 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 def _start_broker(root: Path) -> LocalBroker:
-    broker = LocalBroker(data_dir=root, cache_dir=JAR_CACHE, port=free_port(),
-                         controller_port=free_port(), heap="384m", partitions=3)
+    broker = LocalBroker(
+        data_dir=root,
+        cache_dir=JAR_CACHE,
+        port=free_port(),
+        controller_port=free_port(),
+        heap="384m",
+        partitions=3,
+    )
     broker.start()
     return broker
 

@@ -6,8 +6,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="The embedded Kafka-API broker (Apache Kafka, KRaft, one node).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The embedded Kafka-API broker (Apache Kafka, KRaft, one node).", no_args_is_help=True
+)
 console = Console()
 
 
@@ -20,7 +21,7 @@ def _external_or_none() -> str | None:
 @app.command()
 def start() -> None:
     """Start the broker, wait until it answers, create the topics; print the bootstrap address."""
-    from lakehouse.broker import BrokerError, from_settings
+    from lakehouse.broker import from_settings
 
     if external := _external_or_none():
         console.print(f"LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS is set ({external}): nothing to start.")
@@ -59,8 +60,9 @@ def status() -> None:
         if pid is None:
             console.print("local broker: [red]not running[/red] (lakehouse broker start)")
             raise typer.Exit(1)
-        console.print(f"local broker: [green]running[/green] pid {pid} at "
-                      f"{settings.bootstrap_servers}")
+        console.print(
+            f"local broker: [green]running[/green] pid {pid} at {settings.bootstrap_servers}"
+        )
     try:
         offsets = end_offsets(settings.kafka_client_config(), ALL_TOPICS)
     except Exception as exc:

@@ -1,9 +1,100 @@
-"""`lakehouse` commands: run (filled in by its issue)."""
+"""``lakehouse run <flow>``: every flow without a Prefect server, the same code deployments run."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import typer
+from rich.console import Console
+
+app = typer.Typer(help="Run a flow locally, without a Prefect server.", no_args_is_help=True)
+console = Console()
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `lakehouse` app."""
+def register(root: typer.Typer) -> None:
+    """Add ``run`` to the ``lakehouse`` app."""
+    root.add_typer(app, name="run")
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1) from exc
+
+
+@app.command("microbatch")
+def microbatch(
+    until_idle: bool = typer.Option(True, help="stop once a batch finds nothing new"),
+    max_records: int = typer.Option(200_000, help="most records per bronze batch"),
+    max_seconds: float = typer.Option(5.0, help="longest wait for one bronze batch"),
+    run_for_seconds: float = typer.Option(3600.0, help="stop after this long in any case"),
+) -> None:
+    """Drain the topics through bronze, silver and gold (warm loop)."""
+    from flows.microbatch import run_loop, warm_lakehouse
+    from flows.stages import GateFailed
+
+    lh = warm_lakehouse()
+    try:
+        totals = run_loop(
+            lh,
+            max_records=max_records,
+            max_seconds=max_seconds,
+            until_idle=until_idle,
+            run_for_seconds=run_for_seconds,
+            log=lambda line: console.print(line, highlight=False),
+        )
+    except GateFailed as exc:
+        _fail(exc)
+    finally:
+        lh.close()
+    console.print_json(json.dumps(totals.as_dict()))
+
+
+@app.command("replay-quarantine")
+def replay_quarantine(
+    code: list[str] = typer.Option(None, help="release every quarantined row with this code"),
+    id: list[str] = typer.Option(None, help="release this quarantine_id or delivery_id"),  # noqa: A002
+    by: str = typer.Option(..., help="who releases (recorded)"),
+    reason: str = typer.Option(..., help="why: the fix that makes them valid now (recorded)"),
+) -> None:
+    """Release quarantined rows after a fix and run them through silver again."""
+    from flows.replay import run_replay
+
+    try:
+        result = run_replay(codes=code or None, ids=id or None, released_by=by, reason=reason)
+    except (ValueError, RuntimeError) as exc:
+        _fail(exc)
+    console.print_json(json.dumps(result))
+
+
+@app.command("backfill")
+def backfill(
+    start: str = typer.Option(..., help="first day (YYYY-MM-DD, UTC) of bronze to rebuild from"),
+    end: str = typer.Option(..., help="last day (inclusive)"),
+) -> None:
+    """Rebuild silver and gold for a date range from bronze."""
+    from flows.backfill import run_backfill
+
+    try:
+        result = run_backfill(date.fromisoformat(start), date.fromisoformat(end))
+    except (ValueError, RuntimeError) as exc:
+        _fail(exc)
+    console.print_json(json.dumps(result, default=str))
+
+
+@app.command("maintenance")
+def maintenance(
+    older_than_hours: float = typer.Option(24.0, help="expire snapshots older than this"),
+) -> None:
+    """Compact small files per partition and expire old snapshots."""
+    from flows.maintenance import run_maintenance
+
+    console.print_json(json.dumps(run_maintenance(older_than_hours=older_than_hours), default=str))
+
+
+@app.command("train-models")
+def train_models() -> None:
+    """Train the fraud, retry and churn models on silver history and register them."""
+    from flows.train_models import run_training
+
+    console.print_json(json.dumps(run_training(), default=str))

@@ -1,4 +1,4 @@
-"""The embedded broker: start/stop/status through the CLI, data kept across restarts, clear errors."""
+"""The embedded broker: start/stop/status via the CLI, data kept across restarts, clear errors."""
 
 from __future__ import annotations
 

@@ -1,0 +1,111 @@
+"""Run totals of the micro-batch loop: what the artifact, the logs and the CLI show."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.stages import StageReport
+
+
+@dataclass
+class RunTotals:
+    """Sums over the batches of one run, per stage."""
+
+    batches: int = 0
+    rows_in: Counter = field(default_factory=Counter)
+    rows_out: Counter = field(default_factory=Counter)
+    quarantined: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+    not_modelled: int = 0
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lag: dict[str, int] = field(default_factory=dict)
+    oldest_unprocessed_age_s: float | None = None
+    missing_models: set[str] = field(default_factory=set)
+    seconds: Counter = field(default_factory=Counter)
+
+    def add(self, reports: list[StageReport]) -> None:
+        self.batches += 1
+        for r in reports:
+            self.rows_in[r.stage] += r.rows_in
+            self.rows_out[r.stage] += r.rows_out
+            self.quarantined.update(r.quarantined)
+            self.duplicates += r.duplicates
+            self.not_modelled += r.not_modelled
+            self.seconds[r.stage] += r.seconds
+            self.missing_models.update(r.missing_models)
+            if r.gate is not None:
+                self.gates[r.gate["suite"]] = r.gate
+            if r.stage == "bronze":
+                self.lag = r.lag
+                if r.oldest_unprocessed_age_s is not None:
+                    self.oldest_unprocessed_age_s = max(
+                        self.oldest_unprocessed_age_s or 0.0, r.oldest_unprocessed_age_s
+                    )
+
+    @staticmethod
+    def batch_line(reports: list[StageReport]) -> str:
+        parts = [f"{r.stage} {r.rows_in}→{r.rows_out} ({r.seconds:.2f}s)" for r in reports]
+        return "batch: " + ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "rows_in": dict(self.rows_in),
+            "rows_out": dict(self.rows_out),
+            "quarantined_by_code": dict(self.quarantined),
+            "duplicates_dropped": self.duplicates,
+            "not_modelled": self.not_modelled,
+            "gates": {k: v["success"] for k, v in self.gates.items()},
+            "lag_messages": self.lag,
+            "oldest_unprocessed_age_s": self.oldest_unprocessed_age_s,
+            "models_without_champion": sorted(self.missing_models),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+    def markdown(self) -> str:
+        lines = [
+            "# Micro-batch run",
+            "",
+            f"Batches: **{self.batches}**",
+            "",
+            "| stage | rows in | rows out | seconds |",
+            "|---|---:|---:|---:|",
+        ]
+        for stage in self.rows_in:
+            lines.append(
+                f"| {stage} | {self.rows_in[stage]} | {self.rows_out[stage]} | "
+                f"{self.seconds[stage]:.2f} |"
+            )
+        lines += [
+            "",
+            f"Duplicates dropped: **{self.duplicates}** · not modelled (kept in "
+            f"bronze): **{self.not_modelled}**",
+            "",
+            "## Quarantine by code",
+            "",
+        ]
+        lines += [f"- `{code}`: {n}" for code, n in sorted(self.quarantined.items())] or ["- none"]
+        lines += ["", "## Gates", ""]
+        lines += [
+            f"- `{suite}`: {'passed' if g['success'] else 'FAILED'} "
+            f"({g.get('evaluated_expectations', '?')} expectations)"
+            for suite, g in self.gates.items()
+        ] or ["- none evaluated"]
+        lines += [
+            "",
+            "## Lag",
+            "",
+            f"- messages behind: {sum(self.lag.values())} {self.lag}",
+            f"- oldest unprocessed event age at pickup: {self.oldest_unprocessed_age_s} s",
+        ]
+        if self.missing_models:
+            lines += [
+                "",
+                "## Models",
+                "",
+                f"- no champion registered (no scores written): "
+                f"{', '.join(sorted(self.missing_models))}",
+            ]
+        return "\n".join(lines)

@@ -1,0 +1,326 @@
+"""The micro-batch stages as plain functions over a warm context: bronze, silver, gold.
+
+Each stage is idempotent and resumable, and commits atomically per table:
+
+- bronze: one Iceberg append per batch recording the next Kafka offsets in its snapshot summary,
+  then the consumer-group commit (see ``ingest.consumer``);
+- silver: reads bronze appended after its watermark (the bronze snapshot id kept in its own
+  snapshot summary), gates the batch, appends quarantine rows (deduplicated by delivery) and then
+  the events (deduplicated by event id against the same days of silver) with the new watermark;
+- gold: scores silver rows appended after the scores table's watermark, and rebuilds
+  ``gold.merchant_daily`` for the days those rows touch.
+
+A failed gate raises ``GateFailed``: nothing of that batch is promoted, the watermark stays, and the
+next run retries it (or an operator decision releases it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.settings import Settings, get_settings
+from warehouse import tables as T
+
+log = logging.getLogger("lakehouse.pipeline")
+
+
+class GateFailed(RuntimeError):
+    """A Great Expectations gate held a batch back; the message names the failed expectations."""
+
+    def __init__(self, result: Any) -> None:
+        failed = ", ".join(
+            f"{f['expectation']}({f.get('column') or ''})" for f in result.as_dict()["failed"]
+        )
+        super().__init__(f"gate {result.suite} failed: {failed}; the batch is held")
+        self.result = result
+
+
+@dataclass
+class StageReport:
+    """What one stage did, for logs and the run artifact."""
+
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    not_modelled: int = 0
+    gate: dict[str, Any] | None = None
+    lag: dict[str, int] = field(default_factory=dict)
+    oldest_unprocessed_age_s: float | None = None
+    missing_models: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Lakehouse:
+    """The warm per-process context: catalog, tables and the broker reader, built once."""
+
+    def __init__(self, settings: Settings | None = None, *, with_reader: bool = True) -> None:
+        from warehouse.catalog import get_catalog
+        from warehouse.io import ensure_tables
+
+        self.settings = settings or get_settings()
+        self.catalog = get_catalog(self.settings)
+        self.tables = ensure_tables(self.catalog)
+        self._reader = None
+        self._offsets: dict[str, int] = self._recorded_offsets()
+        self._with_reader = with_reader
+
+    def table(self, spec: T.TableSpec):
+        return self.tables[spec.identifier_str]
+
+    def refresh(self) -> None:
+        for table in self.tables.values():
+            table.refresh()
+
+    def _recorded_offsets(self) -> dict[str, int]:
+        from warehouse.io import latest_summary_value
+
+        raw = latest_summary_value(self.table(T.BRONZE_WEBHOOK_EVENTS), T.SUMMARY_OFFSETS)
+        return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from ingest.consumer import BatchReader
+
+            self._reader = BatchReader(
+                self.settings.kafka_client_config(),
+                self.settings.consumer_group,
+                recorded_offsets=self._recorded_offsets,
+                session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            )
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _timed(report: StageReport, started: float) -> StageReport:
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageReport:
+    """Consume up to ``max_records``/``max_seconds`` into one bronze commit; then commit offsets."""
+    from warehouse.io import append
+
+    started = time.perf_counter()
+    batch = lh.reader.poll_batch(max_records, max_seconds)
+    report = StageReport("bronze", rows_in=batch.size, lag=lh.reader.lag())
+    if batch.size == 0:
+        return _timed(report, started)
+    offsets = {**lh._recorded_offsets(), **batch.next_offsets}
+    append(
+        lh.table(T.BRONZE_WEBHOOK_EVENTS),
+        batch.rows,
+        summary={T.SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True)},
+    )
+    lh.reader.commit(batch.next_offsets)
+    report.rows_out = batch.size
+    oldest = pa.compute.min(batch.rows["received_at"]).as_py()
+    report.oldest_unprocessed_age_s = round((datetime.now(UTC) - oldest).total_seconds(), 3)
+    return _timed(report, started)
+
+
+def _watermark(table, key: str = T.SUMMARY_SOURCE_SNAPSHOT) -> int | None:
+    from warehouse.io import latest_summary_value
+
+    raw = latest_summary_value(table, key)
+    return int(raw) if raw else None
+
+
+def seen_event_ids(silver, events: pl.DataFrame) -> pl.Series:
+    """Event ids already in silver, looked up only in the days the batch touches.
+
+    A provider's retry of an event carries the same ``created``, so duplicates always fall on the
+    same ``provider_created_at`` day: the lookup is bounded by the batch's days, not the table.
+    """
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+    from warehouse.io import scan
+
+    if events.is_empty() or silver.current_snapshot() is None:
+        return pl.Series("event_id", [], pl.String)
+    lo = events["provider_created_at"].min().replace(hour=0, minute=0, second=0, microsecond=0)
+    hi = events["provider_created_at"].max() + timedelta(microseconds=1)
+    found = scan(
+        silver,
+        row_filter=And(
+            GreaterThanOrEqual("provider_created_at", lo.isoformat()),
+            LessThan("provider_created_at", hi.isoformat()),
+        ),
+        columns=("event_id",),
+    )
+    return (
+        pl.from_arrow(found)["event_id"] if found.num_rows else pl.Series("event_id", [], pl.String)
+    )
+
+
+def _new_quarantine(quarantine_table, rows: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows not yet recorded (a re-run after a crash must not add them twice)."""
+    from pyiceberg.expressions import In
+
+    from warehouse.io import scan
+
+    if rows.is_empty() or quarantine_table.current_snapshot() is None:
+        return rows
+    ids = rows["quarantine_id"].to_list()
+    existing = scan(
+        quarantine_table, row_filter=In("quarantine_id", ids), columns=("quarantine_id",)
+    )
+    if existing.num_rows == 0:
+        return rows
+    return rows.filter(~pl.col("quarantine_id").is_in(pl.from_arrow(existing)["quarantine_id"]))
+
+
+def promote_silver(
+    lh: Lakehouse,
+    gate_params: Any = None,
+    accept_failed_gate: bool = False,
+    decision_note: str | None = None,
+) -> StageReport:
+    """Bronze rows after silver's watermark → quarantine + deduplicated, gated silver events."""
+    from quality.gates import gate
+    from transforms.events import drop_seen, to_silver
+
+    from warehouse.io import append, read_appended_since
+
+    started = time.perf_counter()
+    silver, quarantine = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.SILVER_QUARANTINE)
+    new, new_wm = read_appended_since(lh.table(T.BRONZE_WEBHOOK_EVENTS), _watermark(silver))
+    report = StageReport("silver", rows_in=new.num_rows)
+    if new.num_rows == 0:
+        return _timed(report, started)
+    split = to_silver(
+        pl.from_arrow(new),
+        processed_at=datetime.now(UTC),
+        amount_max_major=lh.settings.amount_max_major,
+    )
+    events, dropped = drop_seen(split.events, seen_event_ids(silver, split.events))
+    result = gate(events, "silver_payment_events", gate_params)
+    report.gate = result.as_dict()
+    if not result.success and not accept_failed_gate:
+        raise GateFailed(result)
+    summary = {T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)}
+    if not result.success:
+        summary["lakehouse.gate-override"] = decision_note or "accepted"
+    append(quarantine, _new_quarantine(quarantine, split.quarantine).to_arrow(), summary=summary)
+    append(silver, events.to_arrow(), summary=summary)
+    report.rows_out = events.height
+    report.duplicates = dropped + split.duplicates_in_batch
+    report.not_modelled = split.not_modelled.height
+    report.quarantined = dict(split.quarantine.group_by("error_code").len().iter_rows())
+    return _timed(report, started)
+
+
+SCORED_MODELS = ("payments-fraud", "payments-retry", "payments-churn")
+HISTORY_DAYS = 35
+
+
+def history_for(silver, events: pl.DataFrame) -> pl.DataFrame:
+    """Silver rows from ``HISTORY_DAYS`` before the batch up to its end (features look back)."""
+    from pyiceberg.expressions import GreaterThanOrEqual
+
+    from warehouse.io import scan
+
+    since = events["provider_created_at"].min() - timedelta(days=HISTORY_DAYS)
+    rows = scan(silver, row_filter=GreaterThanOrEqual("provider_created_at", since.isoformat()))
+    return pl.from_arrow(rows)
+
+
+def champions() -> dict[str, Any]:
+    from ml.registry import load_champion
+
+    return {name: load_champion(name) for name in SCORED_MODELS}
+
+
+def score_gold(lh: Lakehouse) -> StageReport:
+    """Silver rows after the scores' watermark → one score row per eligible event."""
+    from ml.scoring import score_events
+    from quality.gates import gate
+
+    from warehouse.io import append, read_appended_since
+
+    started = time.perf_counter()
+    scores_table = lh.table(T.GOLD_PAYMENT_SCORES)
+    silver = lh.table(T.SILVER_PAYMENT_EVENTS)
+    new, new_wm = read_appended_since(silver, _watermark(scores_table))
+    report = StageReport("gold.payment_scores", rows_in=new.num_rows)
+    if new.num_rows == 0:
+        return _timed(report, started)
+    events = pl.from_arrow(new)
+    result = score_events(
+        events, history_for(silver, events), champions(), scored_at=datetime.now(UTC)
+    )
+    report.missing_models = list(result.missing_models)
+    checked = gate(result.scores, "gold_payment_scores")
+    report.gate = checked.as_dict()
+    if not checked.success:
+        raise GateFailed(checked)
+    append(scores_table, result.scores.to_arrow(), summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
+    report.rows_out = result.scores.height
+    return _timed(report, started)
+
+
+def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
+    """Rebuild ``gold.merchant_daily`` for every day touched by silver rows after its watermark."""
+    from warehouse.io import read_appended_since
+
+    started = time.perf_counter()
+    daily = lh.table(T.GOLD_MERCHANT_DAILY)
+    silver = lh.table(T.SILVER_PAYMENT_EVENTS)
+    new, new_wm = read_appended_since(silver, _watermark(daily), columns=("provider_created_at",))
+    report = StageReport("gold.merchant_daily", rows_in=new.num_rows)
+    if new.num_rows == 0:
+        return _timed(report, started)
+    days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
+    rows, checked = rebuild_days(lh, days, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
+    report.gate = checked.as_dict()
+    report.rows_out = rows
+    return _timed(report, started)
+
+
+def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[int, Any]:
+    """Recompute ``gold.merchant_daily`` for these UTC days from silver and scores, one commit."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
+    from quality.gates import gate
+    from transforms.merchant_daily import merchant_daily
+
+    from warehouse.io import replace_partition, scan
+
+    days = sorted(days)
+    lo = datetime.combine(days[0], datetime.min.time(), UTC)
+    hi = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1)
+    window = And(
+        GreaterThanOrEqual("provider_created_at", lo.isoformat()),
+        LessThan("provider_created_at", hi.isoformat()),
+    )
+    silver, scores = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.GOLD_PAYMENT_SCORES)
+    events = pl.from_arrow(scan(silver, row_filter=window))
+    events = events.filter(pl.col("provider_created_at").dt.date().is_in(days))
+    day_scores = pl.from_arrow(scan(scores, row_filter=window, columns=("event_id", "fraud_score")))
+    rows = merchant_daily(events, day_scores, updated_at=datetime.now(UTC))
+    checked = gate(rows, "gold_merchant_daily")
+    if not checked.success:
+        raise GateFailed(checked)
+    replace_partition(
+        lh.table(T.GOLD_MERCHANT_DAILY),
+        rows.to_arrow(),
+        row_filter=In("day", [d.isoformat() for d in days]),
+        summary=summary,
+    )
+    return rows.height, checked

@@ -1,0 +1,74 @@
+"""Run the micro-batch loop in a subprocess that stops dead at a chosen point, for kill -9 tests.
+
+``python -m tests.flows.crash_harness <point> <marker file>`` runs ``lakehouse run microbatch``'s
+code; when execution reaches ``<point>`` the real step has completed, the marker file is written
+and the process sleeps until the test kills it with SIGKILL. Nothing is faked: the crash is a
+real ``kill -9`` of a real process between two real commits.
+
+Points:
+  mid-consume        after messages were consumed, before the bronze commit
+  after-bronze       after the bronze Iceberg commit, before the consumer-group offset commit
+  after-offsets      after the offset commit, before silver
+  after-quarantine   after silver's quarantine append, before the events append
+  after-silver       after the silver events append, before gold
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from flows import microbatch
+from ingest.consumer import BatchReader
+from warehouse import tables as T
+
+
+def _stop(marker: Path) -> None:
+    marker.write_text("reached")
+    while True:
+        time.sleep(1)
+
+
+def _after(fn, marker: Path, when=lambda *a, **k: True):
+    def wrapper(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        if when(*args, **kwargs):
+            _stop(marker)
+        return result
+
+    return wrapper
+
+
+def _is(spec: T.TableSpec):
+    return lambda table, *a, **k: tuple(table.name()) == (spec.namespace, spec.name)
+
+
+def install(point: str, marker: Path) -> None:
+    import warehouse.io as io
+
+    if point == "mid-consume":
+        BatchReader.poll_batch = _after(BatchReader.poll_batch, marker)
+    elif point == "after-bronze":
+        io.append = _after(io.append, marker, _is(T.BRONZE_WEBHOOK_EVENTS))
+    elif point == "after-offsets":
+        BatchReader.commit = _after(BatchReader.commit, marker)
+    elif point == "after-quarantine":
+        io.append = _after(io.append, marker, _is(T.SILVER_QUARANTINE))
+    elif point == "after-silver":
+        io.append = _after(io.append, marker, _is(T.SILVER_PAYMENT_EVENTS))
+    else:
+        raise SystemExit(f"unknown point {point}")
+
+
+if __name__ == "__main__":
+    install(sys.argv[1], Path(sys.argv[2]))
+    lh = microbatch.warm_lakehouse()
+    microbatch.run_loop(
+        lh,
+        max_records=int(sys.argv[3]) if len(sys.argv) > 3 else 500,
+        max_seconds=2.0,
+        until_idle=True,
+        run_for_seconds=120,
+        log=print,
+    )

@@ -1,0 +1,205 @@
+"""The micro-batch pipeline on a real broker and real Iceberg tables: nothing lost or doubled."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from flows.microbatch import run_loop
+from flows.stages import Lakehouse
+from ingest.simulator.events import make_stripe_event
+from lakehouse.settings import get_settings
+from warehouse import connect
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def drain(**kwargs) -> dict:
+    lh = Lakehouse()
+    try:
+        return run_loop(
+            lh,
+            max_records=kwargs.get("max_records", 10_000),
+            max_seconds=2.0,
+            until_idle=True,
+            run_for_seconds=120,
+            log=lambda _: None,
+        ).as_dict()
+    finally:
+        lh.close()
+
+
+def count(sql: str) -> int:
+    return connect().execute(sql).fetchone()[0]
+
+
+def _without(event: dict, *path: str) -> dict:
+    broken = copy.deepcopy(event)
+    target = broken
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return broken
+
+
+def _with_object(event: dict, **fields) -> dict:
+    changed = copy.deepcopy(event)
+    changed["data"]["object"].update(fields)
+    return changed
+
+
+def malformed_bodies() -> dict[str, bytes | dict]:
+    """One delivery per rejection code, each built from a valid event."""
+    base = lambda: make_stripe_event("payment_intent.succeeded", currency="usd")  # noqa: E731
+    return {
+        "INVALID_JSON": b'{"id": "evt_broken", "type": "payment_intent.succeeded", ',
+        "MISSING_EVENT_ID": _without(base(), "id"),
+        "MISSING_EVENT_TYPE": _without(base(), "type"),
+        "MISSING_DATA_OBJECT": _without(base(), "data", "object"),
+        "MISSING_OBJECT_ID": _without(base(), "data", "object", "id"),
+        "INVALID_AMOUNT": _with_object(base(), amount="1000"),
+        "INVALID_AMOUNT_NEGATIVE": _with_object(base(), amount=-500),
+        "INVALID_AMOUNT_TOO_LARGE": _with_object(base(), amount=250_000_000),
+        "INVALID_CURRENCY": _with_object(base(), currency="xxx"),
+    }
+
+
+def test_every_delivery_is_accounted_for_once_with_its_code(deliveries) -> None:
+    valid = [
+        make_stripe_event(t)
+        for t in (
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "charge.succeeded",
+            "refund.created",
+            "charge.dispute.created",
+            "payment_intent.canceled",
+        )
+    ]
+    money = {
+        "JPY": (
+            make_stripe_event("payment_intent.succeeded", currency="jpy", amount=5000),
+            Decimal("5000"),
+        ),
+        "KRW": (
+            make_stripe_event("payment_intent.succeeded", currency="krw", amount=12000),
+            Decimal("12000"),
+        ),
+        "KWD": (
+            make_stripe_event("payment_intent.succeeded", currency="kwd", amount=12345),
+            Decimal("12.345"),
+        ),
+        "USD": (
+            make_stripe_event("payment_intent.succeeded", currency="usd", amount=1999),
+            Decimal("19.99"),
+        ),
+    }
+    other = make_stripe_event("customer.created")
+    bad = malformed_bodies()
+    bodies = [*valid, *(e for e, _ in money.values()), other, *bad.values()]
+    retry = valid[0]  # the provider retries one event: a second delivery of the same id
+    deliveries.send([*bodies, retry])
+
+    totals = drain()
+
+    assert count("SELECT count(*) FROM bronze.webhook_events") == len(bodies) + 1
+    assert count("SELECT count(DISTINCT delivery_id) FROM bronze.webhook_events") == len(bodies) + 1
+    assert count("SELECT count(*) FROM silver.payment_events") == len(valid) + len(money)
+    assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == len(valid) + 4
+    codes = dict(
+        connect()
+        .execute("SELECT error_code, count(*) FROM silver.quarantine GROUP BY 1")
+        .fetchall()
+    )
+    assert codes == dict.fromkeys(bad, 1)
+    assert totals["duplicates_dropped"] == 1 and totals["not_modelled"] == 1
+    silver = count("SELECT count(*) FROM silver.payment_events")
+    quarantine = count("SELECT count(*) FROM silver.quarantine")
+    assert len(bodies) + 1 == silver + quarantine + totals["duplicates_dropped"] + 1  # + other
+    for currency, (event, amount) in money.items():
+        row = (
+            connect()
+            .execute(
+                "SELECT currency, amount FROM silver.payment_events WHERE provider_event_id = ?",
+                [event["id"]],
+            )
+            .fetchone()
+        )
+        assert row == (currency, amount)
+
+
+def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(
+    deliveries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [make_stripe_event("payment_intent.succeeded") for _ in range(20)]
+    deliveries.send(events)
+    drain()
+    before = (
+        connect()
+        .execute("SELECT count(*), sum(amount_minor) FROM silver.payment_events")
+        .fetchone()
+    )
+    daily = connect().execute("SELECT sum(payments_succeeded) FROM gold.merchant_daily").fetchone()
+
+    deliveries.send(events[:5])  # the provider delivers five of them again
+    monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", "lakehouse-bronze-reset")  # offsets reset
+    get_settings.cache_clear()
+    drain()
+
+    assert count("SELECT count(*) FROM bronze.webhook_events") == 25  # every delivery, once
+    after = (
+        connect()
+        .execute("SELECT count(*), sum(amount_minor) FROM silver.payment_events")
+        .fetchone()
+    )
+    assert after == before
+    assert (
+        connect().execute("SELECT sum(payments_succeeded) FROM gold.merchant_daily").fetchone()
+        == daily
+    )
+
+
+KILL_POINTS = ["mid-consume", "after-bronze", "after-offsets", "after-quarantine", "after-silver"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_9_at_any_point_then_restart_loses_and_duplicates_nothing(
+    deliveries, point: str, tmp_path: Path
+) -> None:
+    bodies = [make_stripe_event("payment_intent.succeeded") for _ in range(40)]
+    bodies += list(malformed_bodies().values())
+    deliveries.send(bodies)
+    marker = tmp_path / "reached"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.flows.crash_harness", point, str(marker), "25"],
+        cwd=os.getcwd(),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the loader never reached the crash point"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    drain()  # restart: a fresh process-equivalent context finishes the work
+
+    assert count("SELECT count(*) FROM bronze.webhook_events") == len(bodies)
+    assert count("SELECT count(DISTINCT delivery_id) FROM bronze.webhook_events") == len(bodies)
+    assert count("SELECT count(*) FROM silver.payment_events") == 40
+    assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == 40
+    assert count("SELECT count(*) FROM silver.quarantine") == len(malformed_bodies())
