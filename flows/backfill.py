@@ -38,10 +38,10 @@ def _bronze_days(lh: stages.Lakehouse, start: date, end: date) -> pl.DataFrame:
 
 def run_backfill(start: date, end: date, lh: stages.Lakehouse | None = None) -> dict[str, Any]:
     """Rebuild silver and gold for bronze deliveries received from ``start`` to ``end``."""
-    from ml.scoring import score_events
     from pyiceberg.expressions import In
-    from transforms.events import to_silver
 
+    from ml.scoring import score_events
+    from transforms.events import to_silver
     from warehouse.io import replace_partition
 
     if end < start:

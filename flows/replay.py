@@ -39,8 +39,8 @@ def run_replay(
 ) -> dict[str, Any]:
     """Replay the selected quarantine rows; return counts of replayed and still failing rows."""
     from pyiceberg.expressions import In
-    from transforms.events import drop_seen, to_silver
 
+    from transforms.events import drop_seen, to_silver
     from warehouse.io import append, replace_partition, scan
 
     lh = lh or stages.Lakehouse(with_reader=False)

@@ -187,16 +187,40 @@ def _new_quarantine(quarantine_table, rows: pl.DataFrame) -> pl.DataFrame:
     return rows.filter(~pl.col("quarantine_id").is_in(pl.from_arrow(existing)["quarantine_id"]))
 
 
-def promote_silver(
-    lh: Lakehouse,
-    gate_params: Any = None,
-    accept_failed_gate: bool = False,
-    decision_note: str | None = None,
-) -> StageReport:
-    """Bronze rows after silver's watermark → quarantine + deduplicated, gated silver events."""
+@dataclass(frozen=True)
+class HeldBatchDecision:
+    """An operator's decision on a batch a gate holds: accept it, or quarantine it whole."""
+
+    action: str  # "accept" | "quarantine"
+    by: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.action not in ("accept", "quarantine"):
+            raise ValueError(f"decision must be accept or quarantine, not {self.action!r}")
+        if not self.by.strip() or not self.reason.strip():
+            raise ValueError("a decision on a held batch needs who (by) and why (reason)")
+
+    @property
+    def note(self) -> str:
+        return f"{self.action} by {self.by}: {self.reason}"
+
+
+def gate_params(settings: Settings) -> Any:
+    from quality.gates import GateParams
+
+    return GateParams(max_event_age_days=settings.gate_max_event_age_days)
+
+
+def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> StageReport:
+    """Bronze rows after silver's watermark → quarantine + deduplicated, gated silver events.
+
+    A failed gate raises ``GateFailed`` and commits nothing, unless an operator's ``decision``
+    accepts the batch or quarantines it whole (code ``GATE_REJECTED``); the decision is recorded
+    in the snapshot summary of the commits it makes.
+    """
     from quality.gates import gate
     from transforms.events import drop_seen, to_silver
-
     from warehouse.io import append, read_appended_since
 
     started = time.perf_counter()
@@ -205,26 +229,54 @@ def promote_silver(
     report = StageReport("silver", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
+    now = datetime.now(UTC)
     split = to_silver(
-        pl.from_arrow(new),
-        processed_at=datetime.now(UTC),
-        amount_max_major=lh.settings.amount_max_major,
+        pl.from_arrow(new), processed_at=now, amount_max_major=lh.settings.amount_max_major
     )
     events, dropped = drop_seen(split.events, seen_event_ids(silver, split.events))
-    result = gate(events, "silver_payment_events", gate_params)
+    result = gate(events, "silver_payment_events", gate_params(lh.settings))
     report.gate = result.as_dict()
-    if not result.success and not accept_failed_gate:
-        raise GateFailed(result)
     summary = {T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)}
+    rejected = split.quarantine
     if not result.success:
-        summary["lakehouse.gate-override"] = decision_note or "accepted"
-    append(quarantine, _new_quarantine(quarantine, split.quarantine).to_arrow(), summary=summary)
+        if decision is None:
+            raise GateFailed(result)
+        summary["lakehouse.held-batch-decision"] = decision.note
+        if decision.action == "quarantine":
+            rejected = pl.concat([rejected, _reject_whole(new, events, result, now)])
+            events = events.clear()
+    append(quarantine, _new_quarantine(quarantine, rejected).to_arrow(), summary=summary)
     append(silver, events.to_arrow(), summary=summary)
     report.rows_out = events.height
     report.duplicates = dropped + split.duplicates_in_batch
     report.not_modelled = split.not_modelled.height
-    report.quarantined = dict(split.quarantine.group_by("error_code").len().iter_rows())
+    report.quarantined = dict(rejected.group_by("error_code").len().iter_rows())
     return _timed(report, started)
+
+
+def _reject_whole(bronze: pa.Table, events: pl.DataFrame, result: Any, now: datetime):
+    """Quarantine rows (code GATE_REJECTED) for the events of a batch an operator rejected."""
+    failed = "; ".join(
+        f"{f['expectation']}({f.get('column') or ''})" for f in result.as_dict()["failed"]
+    )
+    rows = pl.from_arrow(bronze).filter(pl.col("delivery_id").is_in(events["delivery_id"]))
+    return rows.select(
+        quarantine_id=pl.lit("silver:") + pl.col("delivery_id"),
+        delivery_id="delivery_id",
+        layer=pl.lit("silver"),
+        error_code=pl.lit("GATE_REJECTED"),
+        error_detail=pl.lit(f"gate {result.suite} failed: {failed}"),
+        event_id="event_id",
+        event_type="event_type",
+        payload="payload",
+        topic="topic",
+        partition="partition",
+        offset="offset",
+        received_at="received_at",
+        quarantined_at=pl.lit(now),
+        released_at=pl.lit(None, pl.Datetime("us", "UTC")),
+        released_by=pl.lit(None, pl.String),
+    )
 
 
 SCORED_MODELS = ("payments-fraud", "payments-retry", "payments-churn")
@@ -252,7 +304,6 @@ def score_gold(lh: Lakehouse) -> StageReport:
     """Silver rows after the scores' watermark → one score row per eligible event."""
     from ml.scoring import score_events
     from quality.gates import gate
-
     from warehouse.io import append, read_appended_since
 
     started = time.perf_counter()
@@ -297,9 +348,9 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
 def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[int, Any]:
     """Recompute ``gold.merchant_daily`` for these UTC days from silver and scores, one commit."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
+
     from quality.gates import gate
     from transforms.merchant_daily import merchant_daily
-
     from warehouse.io import replace_partition, scan
 
     days = sorted(days)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         1_000_000, description="largest amount in major units; above it INVALID_AMOUNT_TOO_LARGE"
     )
 
+    gate_max_event_age_days: int = Field(
+        400, description="silver gate: events older than this (provider time) hold the batch"
+    )
+
     # --- services of the local stack ----------------------------------------------------------
     prefect_port: int = Field(4200, description="port of the local Prefect server")
     mlflow_port: int = Field(5000, description="port of the local MLflow UI")

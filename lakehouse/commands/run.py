@@ -50,6 +50,25 @@ def microbatch(
     console.print_json(json.dumps(totals.as_dict()))
 
 
+@app.command("release-held-batch")
+def release_held_batch(
+    accept: bool = typer.Option(False, "--accept", help="promote the held batch as it is"),
+    quarantine: bool = typer.Option(False, "--quarantine", help="quarantine the batch whole"),
+    by: str = typer.Option(..., help="who decides (recorded)"),
+    reason: str = typer.Option(..., help="why (recorded)"),
+) -> None:
+    """Decide on the batch a failed silver gate holds: accept it or quarantine it whole."""
+    from flows.held import run_release
+
+    if accept == quarantine:
+        _fail(ValueError("say exactly one of --accept or --quarantine"))
+    try:
+        result = run_release("accept" if accept else "quarantine", by, reason)
+    except ValueError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(result, default=str))
+
+
 @app.command("replay-quarantine")
 def replay_quarantine(
     code: list[str] = typer.Option(None, help="release every quarantined row with this code"),

@@ -8,16 +8,19 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from flows.held import run_release
 from flows.microbatch import run_loop
-from flows.stages import Lakehouse
+from flows.stages import GateFailed, Lakehouse
 from ingest.simulator.events import make_stripe_event
 from lakehouse.settings import get_settings
 from warehouse import connect
+from warehouse.tables import SILVER_PAYMENT_EVENTS
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -203,3 +206,46 @@ def test_kill_9_at_any_point_then_restart_loses_and_duplicates_nothing(
     assert count("SELECT count(*) FROM silver.payment_events") == 40
     assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == 40
     assert count("SELECT count(*) FROM silver.quarantine") == len(malformed_bodies())
+
+
+def _old_events(n: int) -> list[dict]:
+    long_ago = datetime.now(UTC) - timedelta(days=500)
+    return [make_stripe_event("payment_intent.succeeded", created=long_ago) for _ in range(n)]
+
+
+def test_failing_gate_holds_the_batch_and_a_later_run_promotes_it_once_fixed(
+    deliveries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries.send(_old_events(5))  # 500 days old: the silver gate allows 400 by default
+
+    with pytest.raises(GateFailed, match="silver_payment_events failed: .*provider_created_at"):
+        drain()
+    assert count("SELECT count(*) FROM bronze.webhook_events") == 5  # nothing lost
+    assert count("SELECT count(*) FROM silver.payment_events") == 0  # nothing promoted
+    with pytest.raises(GateFailed):  # still held on the next run
+        drain()
+
+    monkeypatch.setenv("LAKEHOUSE_GATE_MAX_EVENT_AGE_DAYS", "1000")  # the fix
+    get_settings.cache_clear()
+    drain()
+    assert count("SELECT count(*) FROM silver.payment_events") == 5
+
+
+def test_operator_can_quarantine_a_held_batch_whole_and_the_decision_is_recorded(
+    deliveries,
+) -> None:
+    deliveries.send(_old_events(3))
+    with pytest.raises(GateFailed):
+        drain()
+
+    result = run_release("quarantine", by="ana@example.com", reason="replayed test data")
+
+    assert result["quarantined"] == {"GATE_REJECTED": 3}
+    assert count("SELECT count(*) FROM silver.quarantine WHERE error_code = 'GATE_REJECTED'") == 3
+    silver = Lakehouse().table(SILVER_PAYMENT_EVENTS)
+    summary = silver.current_snapshot().summary
+    assert summary["lakehouse.held-batch-decision"] == (
+        "quarantine by ana@example.com: replayed test data"
+    )
+    drain()  # the stream moves on
+    assert count("SELECT count(*) FROM silver.payment_events") == 0

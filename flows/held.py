@@ -1,0 +1,31 @@
+"""``release-held-batch``: an operator's decision on a batch a silver gate holds back.
+
+``accept`` promotes the held batch as it is; ``quarantine`` moves its events to
+``silver.quarantine`` with code ``GATE_REJECTED``. Either way the decision (who, why) is recorded in
+the snapshot summary of the commits, and the stream moves on. Idempotent: with no held batch, the
+silver stage simply promotes what passes its gate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows import stages
+
+
+def run_release(action: str, by: str, reason: str) -> dict[str, Any]:
+    """Apply the decision to the batch silver would promote next."""
+    decision = stages.HeldBatchDecision(action=action, by=by, reason=reason)
+    lh = stages.Lakehouse(with_reader=False)
+    report = stages.promote_silver(lh, decision=decision)
+    return {"decision": decision.note, **report.as_dict()}
+
+
+@flow(name="release-held-batch")
+def release_held_batch(action: str, by: str, reason: str) -> dict[str, Any]:
+    """Accept or quarantine the batch a failed silver gate holds; records who and why."""
+    result = run_release(action, by, reason)
+    get_run_logger().info("held batch: %s", result)
+    return result
