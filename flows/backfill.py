@@ -46,7 +46,7 @@ def run_backfill(start: date, end: date, lh: stages.Lakehouse | None = None) -> 
 
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    lh = lh or stages.Lakehouse(with_reader=False)
+    lh = lh or stages.Lakehouse()
     bronze = _bronze_days(lh, start, end)
     if bronze.is_empty():
         return {"bronze_rows": 0, "silver_rows": 0, "scores": 0}

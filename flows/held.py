@@ -18,7 +18,7 @@ from flows import stages
 def run_release(action: str, by: str, reason: str) -> dict[str, Any]:
     """Apply the decision to the batch silver would promote next."""
     decision = stages.HeldBatchDecision(action=action, by=by, reason=reason)
-    lh = stages.Lakehouse(with_reader=False)
+    lh = stages.Lakehouse()
     report = stages.promote_silver(lh, decision=decision)
     return {"decision": decision.note, **report.as_dict()}
 

@@ -43,7 +43,7 @@ def run_replay(
     from transforms.events import drop_seen, to_silver
     from warehouse.io import append, replace_partition, scan
 
-    lh = lh or stages.Lakehouse(with_reader=False)
+    lh = lh or stages.Lakehouse()
     q_table = lh.table(T.SILVER_QUARANTINE)
     quarantine = pl.from_arrow(scan(q_table))
     selected = _selected(quarantine, codes, ids) if quarantine.height else quarantine

@@ -66,7 +66,7 @@ class StageReport:
 class Lakehouse:
     """The warm per-process context: catalog, tables and the broker reader, built once."""
 
-    def __init__(self, settings: Settings | None = None, *, with_reader: bool = True) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         from warehouse.catalog import get_catalog
         from warehouse.io import ensure_tables
 
@@ -74,8 +74,6 @@ class Lakehouse:
         self.catalog = get_catalog(self.settings)
         self.tables = ensure_tables(self.catalog)
         self._reader = None
-        self._offsets: dict[str, int] = self._recorded_offsets()
-        self._with_reader = with_reader
 
     def table(self, spec: T.TableSpec):
         return self.tables[spec.identifier_str]
@@ -84,7 +82,7 @@ class Lakehouse:
         for table in self.tables.values():
             table.refresh()
 
-    def _recorded_offsets(self) -> dict[str, int]:
+    def recorded_offsets(self) -> dict[str, int]:
         from warehouse.io import latest_summary_value
 
         raw = latest_summary_value(self.table(T.BRONZE_WEBHOOK_EVENTS), T.SUMMARY_OFFSETS)
@@ -98,7 +96,7 @@ class Lakehouse:
             self._reader = BatchReader(
                 self.settings.kafka_client_config(),
                 self.settings.consumer_group,
-                recorded_offsets=self._recorded_offsets,
+                recorded_offsets=self.recorded_offsets,
                 session_timeout_ms=self.settings.consumer_session_timeout_ms,
             )
         return self._reader
@@ -123,7 +121,7 @@ def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageRep
     report = StageReport("bronze", rows_in=batch.size, lag=lh.reader.lag())
     if batch.size == 0:
         return _timed(report, started)
-    offsets = {**lh._recorded_offsets(), **batch.next_offsets}
+    offsets = {**lh.recorded_offsets(), **batch.next_offsets}
     append(
         lh.table(T.BRONZE_WEBHOOK_EVENTS),
         batch.rows,
@@ -136,7 +134,7 @@ def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageRep
     return _timed(report, started)
 
 
-def _watermark(table, key: str = T.SUMMARY_SOURCE_SNAPSHOT) -> int | None:
+def watermark(table, key: str = T.SUMMARY_SOURCE_SNAPSHOT) -> int | None:
     from warehouse.io import latest_summary_value
 
     raw = latest_summary_value(table, key)
@@ -225,7 +223,7 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
 
     started = time.perf_counter()
     silver, quarantine = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.SILVER_QUARANTINE)
-    new, new_wm = read_appended_since(lh.table(T.BRONZE_WEBHOOK_EVENTS), _watermark(silver))
+    new, new_wm = read_appended_since(lh.table(T.BRONZE_WEBHOOK_EVENTS), watermark(silver))
     report = StageReport("silver", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
@@ -309,7 +307,7 @@ def score_gold(lh: Lakehouse) -> StageReport:
     started = time.perf_counter()
     scores_table = lh.table(T.GOLD_PAYMENT_SCORES)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    new, new_wm = read_appended_since(silver, _watermark(scores_table))
+    new, new_wm = read_appended_since(silver, watermark(scores_table))
     report = StageReport("gold.payment_scores", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
@@ -334,7 +332,7 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
     started = time.perf_counter()
     daily = lh.table(T.GOLD_MERCHANT_DAILY)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    new, new_wm = read_appended_since(silver, _watermark(daily), columns=("provider_created_at",))
+    new, new_wm = read_appended_since(silver, watermark(daily), columns=("provider_created_at",))
     report = StageReport("gold.merchant_daily", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
