@@ -36,9 +36,7 @@ class GateFailed(RuntimeError):
     """A Great Expectations gate held a batch back; the message names the failed expectations."""
 
     def __init__(self, result: Any) -> None:
-        failed = ", ".join(
-            f"{f['expectation']}({f.get('column') or ''})" for f in result.as_dict()["failed"]
-        )
+        failed = ", ".join(result.failed_expectations)
         super().__init__(f"gate {result.suite} failed: {failed}; the batch is held")
         self.result = result
 
@@ -204,10 +202,25 @@ class HeldBatchDecision:
         return f"{self.action} by {self.by}: {self.reason}"
 
 
+def run_gate(frame: pl.DataFrame, suite: str, params: Any = None, *, hold: bool = False) -> Any:
+    """The gate's result for a non-empty batch (None for an empty one: nothing to promote).
+
+    With ``hold`` the caller handles a failure; otherwise a failure raises ``GateFailed``.
+    """
+    from quality.gates import gate
+
+    if frame.is_empty():
+        return None
+    result = gate(frame, suite, params)
+    if not result.success and not hold:
+        raise GateFailed(result)
+    return result
+
+
 def gate_params(settings: Settings) -> Any:
     from quality.gates import GateParams
 
-    return GateParams(max_event_age_days=settings.gate_max_event_age_days)
+    return GateParams(max_age_days=settings.gate_max_event_age_days)
 
 
 def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> StageReport:
@@ -217,7 +230,6 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     accepts the batch or quarantines it whole (code ``GATE_REJECTED``); the decision is recorded
     in the snapshot summary of the commits it makes.
     """
-    from quality.gates import gate
     from transforms.events import drop_seen, to_silver
     from warehouse.io import append, read_appended_since
 
@@ -232,11 +244,11 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
         pl.from_arrow(new), processed_at=now, amount_max_major=lh.settings.amount_max_major
     )
     events, dropped = drop_seen(split.events, seen_event_ids(silver, split.events))
-    result = gate(events, "silver_payment_events", gate_params(lh.settings))
-    report.gate = result.as_dict()
+    result = run_gate(events, "silver_payment_events", gate_params(lh.settings), hold=True)
+    report.gate = result.to_dict() if result else None
     summary = {T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)}
     rejected = split.quarantine
-    if not result.success:
+    if result is not None and not result.success:
         if decision is None:
             raise GateFailed(result)
         summary["lakehouse.held-batch-decision"] = decision.note
@@ -254,9 +266,7 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
 
 def _reject_whole(bronze: pa.Table, events: pl.DataFrame, result: Any, now: datetime):
     """Quarantine rows (code GATE_REJECTED) for the events of a batch an operator rejected."""
-    failed = "; ".join(
-        f"{f['expectation']}({f.get('column') or ''})" for f in result.as_dict()["failed"]
-    )
+    failed = "; ".join(result.failed_expectations)
     rows = pl.from_arrow(bronze).filter(pl.col("delivery_id").is_in(events["delivery_id"]))
     return rows.select(
         quarantine_id=pl.lit("silver:") + pl.col("delivery_id"),
@@ -301,7 +311,6 @@ def champions() -> dict[str, Any]:
 def score_gold(lh: Lakehouse) -> StageReport:
     """Silver rows after the scores' watermark → one score row per eligible event."""
     from ml.scoring import score_events
-    from quality.gates import gate
     from warehouse.io import append, read_appended_since
 
     started = time.perf_counter()
@@ -316,10 +325,8 @@ def score_gold(lh: Lakehouse) -> StageReport:
         events, history_for(silver, events), champions(), scored_at=datetime.now(UTC)
     )
     report.missing_models = list(result.missing_models)
-    checked = gate(result.scores, "gold_payment_scores")
-    report.gate = checked.as_dict()
-    if not checked.success:
-        raise GateFailed(checked)
+    checked = run_gate(result.scores, "gold_payment_scores")
+    report.gate = checked.to_dict() if checked else None
     append(scores_table, result.scores.to_arrow(), summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
     report.rows_out = result.scores.height
     return _timed(report, started)
@@ -338,7 +345,7 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
         return _timed(report, started)
     days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
     rows, checked = rebuild_days(lh, days, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
-    report.gate = checked.as_dict()
+    report.gate = checked.to_dict() if checked else None
     report.rows_out = rows
     return _timed(report, started)
 
@@ -347,7 +354,6 @@ def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[in
     """Recompute ``gold.merchant_daily`` for these UTC days from silver and scores, one commit."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
 
-    from quality.gates import gate
     from transforms.merchant_daily import merchant_daily
     from warehouse.io import replace_partition, scan
 
@@ -363,9 +369,7 @@ def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[in
     events = events.filter(pl.col("provider_created_at").dt.date().is_in(days))
     day_scores = pl.from_arrow(scan(scores, row_filter=window, columns=("event_id", "fraud_score")))
     rows = merchant_daily(events, day_scores, updated_at=datetime.now(UTC))
-    checked = gate(rows, "gold_merchant_daily")
-    if not checked.success:
-        raise GateFailed(checked)
+    checked = run_gate(rows, "gold_merchant_daily")
     replace_partition(
         lh.table(T.GOLD_MERCHANT_DAILY),
         rows.to_arrow(),

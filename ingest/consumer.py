@@ -206,7 +206,9 @@ class BatchReader:
         """Messages not yet consumed, per topic (end offset minus position)."""
         lag: dict[str, int] = {}
         for tp in self._consumer.position(self.assigned) if self.assigned else ():
-            _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:  # nothing fetched from this partition yet: ask the broker
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
             behind = high - tp.offset if tp.offset >= 0 else high
             lag[tp.topic] = lag.get(tp.topic, 0) + max(behind, 0)
         return lag

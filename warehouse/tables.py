@@ -36,8 +36,10 @@ class TableSpec:
     @property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema(
-            [pa.field(n, t, nullable=nullable, metadata={"doc": doc})
-             for n, t, nullable, doc in self.columns]
+            [
+                pa.field(n, t, nullable=nullable, metadata={"doc": doc})
+                for n, t, nullable, doc in self.columns
+            ]
         )
 
     @property
@@ -46,7 +48,8 @@ class TableSpec:
 
 
 BRONZE_WEBHOOK_EVENTS = TableSpec(
-    "bronze", "webhook_events",
+    "bronze",
+    "webhook_events",
     grain="one row per delivery (broker message): topic, partition and offset are unique",
     columns=(
         ("delivery_id", pa.string(), False, "topic:partition:offset of the broker message"),
@@ -68,7 +71,8 @@ BRONZE_WEBHOOK_EVENTS = TableSpec(
 )
 
 SILVER_PAYMENT_EVENTS = TableSpec(
-    "silver", "payment_events",
+    "silver",
+    "payment_events",
     grain="one row per provider event id (duplicates dropped, first delivery wins)",
     columns=(
         ("event_id", pa.string(), False, "stripe:evt_… — provider-qualified event id"),
@@ -107,7 +111,8 @@ SILVER_PAYMENT_EVENTS = TableSpec(
 )
 
 SILVER_QUARANTINE = TableSpec(
-    "silver", "quarantine",
+    "silver",
+    "quarantine",
     grain="one row per rejected delivery and layer",
     columns=(
         ("quarantine_id", pa.string(), False, "layer:delivery_id"),
@@ -131,7 +136,8 @@ SILVER_QUARANTINE = TableSpec(
 )
 
 GOLD_PAYMENT_SCORES = TableSpec(
-    "gold", "payment_scores",
+    "gold",
+    "payment_scores",
     grain="one row per scored silver event",
     columns=(
         ("event_id", pa.string(), False, "silver event id"),
@@ -156,7 +162,8 @@ GOLD_PAYMENT_SCORES = TableSpec(
 )
 
 GOLD_MERCHANT_DAILY = TableSpec(
-    "gold", "merchant_daily",
+    "gold",
+    "merchant_daily",
     grain="one row per merchant, day (UTC, of provider_created_at) and currency",
     columns=(
         ("merchant_id", pa.string(), False, "merchant"),
@@ -178,8 +185,11 @@ GOLD_MERCHANT_DAILY = TableSpec(
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (
-    BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS, SILVER_QUARANTINE,
-    GOLD_PAYMENT_SCORES, GOLD_MERCHANT_DAILY,
+    BRONZE_WEBHOOK_EVENTS,
+    SILVER_PAYMENT_EVENTS,
+    SILVER_QUARANTINE,
+    GOLD_PAYMENT_SCORES,
+    GOLD_MERCHANT_DAILY,
 )
 
 # Snapshot summary properties written with each commit (the no-loss protocol).

@@ -35,7 +35,7 @@ def drain(**kwargs) -> dict:
             max_seconds=2.0,
             until_idle=True,
             run_for_seconds=120,
-            log=lambda _: None,
+            log=print,
         ).as_dict()
     finally:
         lh.close()

@@ -1,0 +1,104 @@
+"""The ``train-models`` flow: silver history → fraud, retry and churn models → MLflow registry.
+
+Idempotent: a run only adds MLflow runs and model versions; the alias ``champion`` moves to a new
+version only when it is at least as good as the current champion on the new holdout, so re-running
+on the same history never makes scoring worse. Resumable by re-running (nothing half-done is kept).
+Runs without a Prefect server too: ``run_training()`` (``lakehouse run train-models``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+Loader = Callable[[], pl.DataFrame]
+_SHOWN = ("auc", "pr_auc", "brier", "ece")
+
+
+def load_silver_history(days: int = 90) -> pl.DataFrame:
+    """Silver rows of the last ``days`` days, with the columns features and labels read."""
+    from pyiceberg.expressions import GreaterThanOrEqual
+
+    from ml.features import INPUT_COLUMNS
+    from warehouse.catalog import get_catalog
+    from warehouse.io import scan
+    from warehouse.tables import SILVER_PAYMENT_EVENTS
+
+    table = get_catalog().load_table(SILVER_PAYMENT_EVENTS.identifier_str)
+    since = datetime.now(UTC) - timedelta(days=days)
+    columns = (*INPUT_COLUMNS, "payment_intent_id")
+    return pl.from_arrow(scan(table, GreaterThanOrEqual("provider_created_at", since.isoformat()),
+                              columns=columns))
+
+
+def run_training(
+    loader: Loader | None = None, *, history_days: int = 90, num_boost_round: int = 400
+) -> dict[str, Any]:
+    """Train, register and decide champions; the summary per model (no Prefect needed)."""
+    from ml.registry import register_model
+    from ml.train import train_all
+
+    silver = loader() if loader else load_silver_history(history_days)
+    models = train_all(silver, num_boost_round=num_boost_round)
+    return {kind: _summary(model, register_model(model)) for kind, model in models.items()}
+
+
+def _summary(model: Any, decision: Any) -> dict[str, Any]:
+    return {
+        **decision.as_dict(),
+        "beats_baseline": model.beats_baseline,
+        "baseline": model.baseline,
+        "train_seconds": round(model.train_seconds, 3),
+        **model.info,
+        "holdout": model.metrics,
+        "baseline_holdout": model.baseline_metrics,
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run's artifact: holdout metrics of each model next to its baseline, and decisions."""
+    lines = ["| model | version | metric | model | baseline | champion before | promoted |",
+             "|---|---|---|---|---|---|---|"]
+    for row in summary.values():
+        for key in _SHOWN:
+            lines.append(f"| {row['name']} | {row['version']} | {key} | "
+                         f"{row['holdout'][key]:.4f} | {row['baseline_holdout'][key]:.4f} | "
+                         f"{_fmt(row['champion']) if key == row['metric'] else ''} | "
+                         f"{row['promoted'] if key == row['metric'] else ''} |")
+    retry = summary.get("retry")
+    if retry:
+        h = retry["holdout"]
+        lines.append(f"\nRetry policy (replayed on the holdout): recommended delay "
+                     f"{h['policy_success_rate']:.3f} success vs always {h['fixed_delay_hours']:.0f} h "
+                     f"{h['fixed_delay_success_rate']:.3f}.")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def load_history(days: int) -> pl.DataFrame:
+    return load_silver_history(days)
+
+
+@flow(name="train-models", log_prints=False)
+def train_models(history_days: int = 90, num_boost_round: int = 400) -> dict[str, Any]:
+    """Train the three models on silver history, register them, publish metrics vs baseline."""
+    logger = get_run_logger()
+    silver = load_history(history_days)
+    summary = run_training(lambda: silver, num_boost_round=num_boost_round)
+    for kind, row in summary.items():
+        logger.info("%s v%s: %s %.4f (champion %s), promoted=%s, beats baseline=%s", kind,
+                    row["version"], row["metric"], row["challenger"], _fmt(row["champion"]),
+                    row["promoted"], row["beats_baseline"])
+    create_markdown_artifact(key="train-models", markdown=summary_markdown(summary),
+                             description="holdout metrics vs baseline, champion decisions")
+    return summary

@@ -1,0 +1,75 @@
+"""Builders for warehouse tests: small, valid rows for the lakehouse tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pyarrow as pa
+
+from warehouse.tables import GOLD_MERCHANT_DAILY, SILVER_PAYMENT_EVENTS, SILVER_QUARANTINE
+
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def make_silver_events(ids: range, day: datetime = DAY, merchant: str = "acct_1") -> pa.Table:
+    """Silver payment events ``stripe:evt_<i>`` for ``i`` in ``ids``, created on ``day``."""
+    n = len(ids)
+    at = [day + timedelta(seconds=i % 86_400) for i in ids]
+    columns = {
+        "event_id": [f"stripe:evt_{i}" for i in ids],
+        "provider": ["stripe"] * n,
+        "provider_event_id": [f"evt_{i}" for i in ids],
+        "event_type": ["payment.succeeded"] * n,
+        "provider_event_type": ["payment_intent.succeeded"] * n,
+        "object_id": [f"pi_{i}" for i in ids],
+        "merchant_id": [merchant] * n,
+        "amount_minor": [100 * i for i in ids],
+        "currency": ["USD"] * n,
+        "amount": [Decimal(i) for i in ids],
+        "provider_created_at": at,
+        "received_at": at,
+        "processed_at": at,
+        "delivery_id": [f"webhooks.stripe.payment_intent:0:{i}" for i in ids],
+        "schema_version": [1] * n,
+    }
+    schema = pa.schema([SILVER_PAYMENT_EVENTS.arrow_schema.field(name) for name in columns])
+    return pa.table(columns, schema=schema)
+
+
+def make_quarantine_rows(ids: range, day: datetime = DAY) -> pa.Table:
+    """Silver quarantine rows ``silver:<i>`` (INVALID_JSON), quarantined on ``day``."""
+    n = len(ids)
+    columns = {
+        "quarantine_id": [f"silver:webhooks.dlq:0:{i}" for i in ids],
+        "delivery_id": [f"webhooks.dlq:0:{i}" for i in ids],
+        "layer": ["silver"] * n,
+        "error_code": ["INVALID_JSON"] * n,
+        "payload": ["{not json"] * n,
+        "topic": ["webhooks.dlq"] * n,
+        "partition": [0] * n,
+        "offset": list(ids),
+        "received_at": [day] * n,
+        "quarantined_at": [day] * n,
+    }
+    schema = pa.schema([SILVER_QUARANTINE.arrow_schema.field(name) for name in columns])
+    return pa.table(columns, schema=schema)
+
+
+def make_merchant_daily(day: date, volume_minor: int) -> pa.Table:
+    """gold.merchant_daily rows of ``acct_1`` and ``acct_2`` for ``day`` in USD."""
+    columns = {
+        "merchant_id": ["acct_1", "acct_2"],
+        "day": [day, day],
+        "currency": ["USD", "USD"],
+        "volume_minor": [volume_minor] * 2,
+        "volume": [Decimal(volume_minor) / 100] * 2,
+        "payments_succeeded": [1, 1],
+        "payments_failed": [0, 0],
+        "payments_canceled": [0, 0],
+        "refunds": [0, 0],
+        "disputes": [0, 0],
+        "updated_at": [DAY, DAY],
+    }
+    schema = pa.schema([GOLD_MERCHANT_DAILY.arrow_schema.field(name) for name in columns])
+    return pa.table(columns, schema=schema)

@@ -1,0 +1,128 @@
+"""The Iceberg catalog, from settings and nothing else, and the tables in it, from their specs.
+
+Default: a SQL catalog in SQLite under ``LAKEHOUSE_HOME`` with a file warehouse beside it. The
+SQLite file runs in WAL mode with a busy timeout, so the loader, the flows and analysts can commit
+and read at the same time. ``LAKEHOUSE_CATALOG_URI=http(s)://…`` selects a REST catalog;
+``LAKEHOUSE_CATALOG_PROPERTIES`` adds pyiceberg properties (``s3.endpoint``, ``s3.access-key-id``,
+…) to either. ``ensure_table`` creates a table from its spec on first use (schema with column docs,
+partition spec, sort order, identifier fields) and later only adds columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.table import Table
+from pyiceberg.transforms import DayTransform, IdentityTransform
+
+from lakehouse.settings import Settings, get_settings
+from warehouse.tables import ALL_TABLES, TableSpec
+
+ArrayLike = pa.Array | pa.ChunkedArray
+
+#: Seconds a SQLite writer waits for another writer's lock before failing.
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def get_catalog(settings: Settings | None = None) -> Catalog:
+    """The lakehouse catalog: REST when ``catalog_uri`` is http(s), else SQL (SQLite by default)."""
+    settings = settings or get_settings()
+    uri = settings.resolved_catalog_uri
+    if uri.startswith(("http://", "https://")):
+        return _rest_catalog(settings, uri)
+    return _sql_catalog(settings, uri)
+
+
+def _rest_catalog(settings: Settings, uri: str) -> Catalog:
+    props = {"type": "rest", "uri": uri, **settings.catalog_properties}
+    if settings.warehouse:
+        props.setdefault("warehouse", settings.warehouse)
+    return load_catalog(settings.catalog_name, **props)
+
+
+def _sql_catalog(settings: Settings, uri: str) -> Catalog:
+    warehouse = settings.resolved_warehouse
+    if warehouse.startswith("file://"):
+        Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):
+        uri = _prepare_sqlite(uri)
+    props = {
+        "type": "sql",
+        "uri": uri,
+        "warehouse": warehouse,
+        "init_catalog_tables": "true",
+        **settings.catalog_properties,
+    }
+    return load_catalog(settings.catalog_name, **props)
+
+
+def _prepare_sqlite(uri: str) -> str:
+    """Create the database folder, switch the file to WAL (persistent) and add a busy timeout."""
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    if "timeout=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+#: Properties every lakehouse table gets (a spec's own properties win). Manifest merging keeps
+#: the manifest count of micro-batch tables bounded; old metadata files are pruned.
+TABLE_DEFAULTS = {
+    "write.parquet.compression-codec": "zstd",
+    "commit.manifest-merge.enabled": "true",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "500",
+}
+_TRANSFORMS = {"day": DayTransform, "identity": IdentityTransform}
+
+
+def ensure_tables(catalog: Catalog) -> dict[str, Table]:
+    """Every lakehouse table, created or evolved as needed, by ``namespace.name``."""
+    return {spec.identifier_str: ensure_table(catalog, spec) for spec in ALL_TABLES}
+
+
+def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
+    """Load the spec's table, creating it (and its namespace) on first use; add missing columns."""
+    catalog.create_namespace_if_not_exists(spec.namespace)
+    try:
+        table = catalog.load_table(spec.identifier_str)
+    except NoSuchTableError:
+        try:
+            return _create_table(catalog, spec)
+        except TableAlreadyExistsError:  # another process won the race
+            table = catalog.load_table(spec.identifier_str)
+    return _add_missing_columns(table, spec)
+
+
+def _create_table(catalog: Catalog, spec: TableSpec) -> Table:
+    props = {**TABLE_DEFAULTS, "comment": spec.grain, **spec.properties}
+    tx = catalog.create_table_transaction(spec.identifier_str, spec.arrow_schema, properties=props)
+    with tx.update_spec() as update:
+        for column, transform in spec.partition_by:
+            update.add_field(column, _TRANSFORMS[transform](), f"{column}_{transform}")
+    with tx.update_sort_order() as order:
+        for column in spec.sort_by:
+            order.asc(column, IdentityTransform())
+    nullable = {name for name, _, is_nullable, _ in spec.columns if is_nullable}
+    if spec.identifier and not nullable & set(spec.identifier):  # identifiers must be required
+        with tx.update_schema() as update_schema:
+            update_schema.set_identifier_fields(*spec.identifier)
+    tx.commit_transaction()
+    return catalog.load_table(spec.identifier_str)  # not the staged table the commit returns
+
+
+def _add_missing_columns(table: Table, spec: TableSpec) -> Table:
+    """Additive schema evolution: new spec columns are added as optional; nothing is dropped."""
+    existing = set(table.schema().column_names)
+    missing = [f.with_nullable(True) for f in spec.arrow_schema if f.name not in existing]
+    if missing:
+        with table.update_schema() as update:
+            update.union_by_name(pa.schema(missing))
+    return table

@@ -1,0 +1,267 @@
+"""The small verbs every layer uses on Iceberg tables: ensure (from ``warehouse.catalog``), append,
+read incrementally, scan, replace a partition, look up keys.
+
+Each write is one commit (one snapshot) carrying the caller's snapshot summary properties, retried
+with a refreshed table when another writer committed first. Rewrites (``replace_partition``,
+compaction) commit a single OVERWRITE snapshot, which ``read_appended_since`` skips, so a reader
+that follows a table by snapshot watermark never sees a row twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException, ValidationException
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
+from pyiceberg.expressions.visitors import bind
+from pyiceberg.io.pyarrow import (
+    ArrowScan,
+    _dataframe_to_data_files,
+    _expression_to_complementary_pyarrow,
+)
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table.snapshots import ancestors_of
+from pyiceberg.table.sorting import SortDirection
+from pyiceberg.transforms import IdentityTransform
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from warehouse.catalog import ensure_table, ensure_tables
+
+__all__ = [
+    "append",
+    "commit_rewrite",
+    "conform",
+    "ensure_table",
+    "ensure_tables",
+    "existing_keys",
+    "latest_summary_value",
+    "read_appended_since",
+    "read_files",
+    "replace_partition",
+    "scan",
+    "sort_for_write",
+    "with_commit_retry",
+]
+
+#: A row filter: an Iceberg expression or its string form (``"day = '2026-11-01'"``).
+RowFilter = str | BooleanExpression
+T = TypeVar("T")
+
+_STRINGS = {pa.string(), pa.large_string()}
+
+
+def conform(table: Table, data: pa.Table) -> pa.Table:
+    """``data`` in the table's column order and types; absent optional columns become nulls.
+
+    Raises ``ValueError`` for unknown columns and for nulls (or absence) in required columns.
+    """
+    target = table.schema().as_arrow()
+    unknown = set(data.column_names) - set(target.names)
+    if unknown:
+        raise ValueError(f"{table.name()}: unknown columns {sorted(unknown)}")
+    arrays = [_conform_column(data, field) for field in target]
+    return pa.Table.from_arrays(
+        arrays, schema=pa.schema([f.with_type(a.type) for f, a in zip(target, arrays, strict=True)])
+    )
+
+
+def _conform_column(data: pa.Table, field: pa.Field) -> pa.ChunkedArray:
+    if field.name not in data.column_names:
+        column = pa.chunked_array([pa.nulls(data.num_rows, field.type)], field.type)
+    else:
+        column = data.column(field.name)
+    if not (column.type == field.type or {column.type, field.type} <= _STRINGS):
+        column = column.cast(field.type)
+    if not field.nullable and column.null_count:
+        raise ValueError(f"required column {field.name!r} has {column.null_count} nulls")
+    return column
+
+
+def with_commit_retry(table: Table, attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; after a lost commit race, refresh the table and run it again."""
+    for retry in Retrying(
+        retry=retry_if_exception_type((CommitFailedException, ValidationException)),
+        stop=stop_after_attempt(6),
+        wait=wait_random_exponential(multiplier=0.05, max=2),
+        before_sleep=lambda _: table.refresh(),
+        reraise=True,
+    ):
+        with retry:
+            return attempt()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def append(table: Table, data: pa.Table, summary: dict[str, str]) -> int:
+    """Append ``data`` in one commit whose snapshot summary holds ``summary``; the snapshot id.
+
+    Rows are written in arrival order (sorting costs more than a micro-batch can pay); compaction
+    rewrites them in the table's sort order.
+    """
+    _check_summary(summary)
+
+    def attempt() -> int:
+        table.append(conform(table, data), snapshot_properties=summary)
+        return _current_id(table)
+
+    return with_commit_retry(table, attempt)
+
+
+def latest_summary_value(table: Table, key: str) -> str | None:
+    """``key`` in the summary of the newest snapshot of the current lineage that has it."""
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        if snapshot.summary is not None and key in snapshot.summary.additional_properties:
+            return snapshot.summary[key]
+    return None
+
+
+def read_appended_since(
+    table: Table, after_snapshot_id: int | None, columns: Sequence[str] | None = None
+) -> tuple[pa.Table, int | None]:
+    """Rows added by APPEND snapshots after ``after_snapshot_id`` up to the current snapshot, and
+    the current snapshot id (the next watermark).
+
+    OVERWRITE snapshots (compaction, partition rebuilds) are skipped, so no row is read twice.
+    Only the manifests added by the new snapshots and the data files they list are read (in
+    parallel). ``None`` means from the beginning: the current state of the table.
+    """
+    current = table.current_snapshot()
+    if current is None or after_snapshot_id == current.snapshot_id:
+        return _empty(table, columns), after_snapshot_id
+    if after_snapshot_id is None:
+        return scan(table, columns=columns), current.snapshot_id
+    fields = tuple(columns) if columns else ("*",)
+    incremental = table.incremental_append_scan(
+        from_snapshot_id_exclusive=after_snapshot_id,
+        to_snapshot_id_inclusive=current.snapshot_id,
+        selected_fields=fields,
+    )
+    return incremental.to_arrow(), current.snapshot_id
+
+
+def scan(
+    table: Table,
+    row_filter: RowFilter | None = None,
+    columns: Sequence[str] | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """Rows matching ``row_filter`` (partitions and file statistics prune what is read)."""
+    return table.scan(
+        row_filter=row_filter if row_filter is not None else AlwaysTrue(),
+        selected_fields=tuple(columns) if columns else ("*",),
+        snapshot_id=snapshot_id,
+    ).to_arrow()
+
+
+def existing_keys(
+    table: Table,
+    column: str,
+    values: pa.Array | pa.ChunkedArray | Sequence[object],
+    within: RowFilter | None = None,
+) -> pa.Array:
+    """The distinct ``values`` already present in ``column`` (dedupe by key without upserts).
+
+    Cost: only ``column`` is read, and only from files that partition pruning (``within``, e.g.
+    the batch's day range on the partition column) and min/max statistics cannot rule out. Random
+    ids defeat statistics, so without ``within`` this reads the key column of the whole table.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    unique = pc.unique(values if isinstance(values, pa.Array) else pa.array(values))
+    if len(unique) == 0 or table.current_snapshot() is None:
+        return unique.slice(0, 0)
+    expr: BooleanExpression = In(column, unique.to_pylist())
+    if within is not None:
+        expr = And(expr, _expression(within))
+    found = scan(table, expr, columns=[column]).column(column)
+    return pc.unique(found.combine_chunks())
+
+
+def replace_partition(
+    table: Table, data: pa.Table, row_filter: RowFilter, summary: dict[str, str]
+) -> int:
+    """Replace the rows matching ``row_filter`` with ``data`` in one OVERWRITE commit.
+
+    Files holding matching rows are rewritten without them (copy on write); rows of those files
+    that do not match are kept. Returns the new snapshot id.
+    """
+    expr = _expression(row_filter)
+    _check_summary(summary)
+
+    def attempt() -> int:
+        tasks = list(table.scan(row_filter=expr).plan_files())
+        old = read_files(table, tasks)
+        keep = _expression_to_complementary_pyarrow(bind(table.schema(), expr, case_sensitive=True))
+        parts = [conform(table, old.filter(keep)), conform(table, data)]
+        rows = pa.concat_tables(parts, promote_options="permissive")
+        return commit_rewrite(table, [t.file for t in tasks], rows, expr, summary)
+
+    return with_commit_retry(table, attempt)
+
+
+def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:
+    """All rows of the planned files (``FileScanTask``s), their deletes applied."""
+    return ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
+
+
+def commit_rewrite(
+    table: Table,
+    remove: Sequence[DataFile],
+    rows: pa.Table,
+    predicate: BooleanExpression,
+    summary: dict[str, str],
+) -> int:
+    """One OVERWRITE snapshot: drop the ``remove`` files, add ``rows`` as new files.
+
+    ``predicate`` must cover the removed files (it selects the manifests that are rewritten).
+    """
+    tx = table.transaction()
+    with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+        overwrite.delete_by_predicate(predicate)
+        for data_file in remove:
+            overwrite.delete_data_file(data_file)
+        if rows.num_rows:
+            rows = sort_for_write(table, conform(table, rows))
+            for data_file in _dataframe_to_data_files(table.metadata, rows, table.io):
+                overwrite.append_data_file(data_file)
+    tx.commit_transaction()
+    return _current_id(table)
+
+
+def sort_for_write(table: Table, data: pa.Table) -> pa.Table:
+    """``data`` in the table's sort order (identity fields), so rewritten files prune well."""
+    schema = table.schema()
+    keys = [
+        (
+            schema.find_column_name(f.source_id),
+            "ascending" if f.direction == SortDirection.ASC else "descending",
+        )
+        for f in table.sort_order().fields
+        if isinstance(f.transform, IdentityTransform)
+    ]
+    return data.sort_by(keys) if keys and data.num_rows > 1 else data
+
+
+def _check_summary(summary: dict[str, str]) -> None:
+    bad = sorted(k for k, v in summary.items() if not isinstance(k, str) or not isinstance(v, str))
+    if bad:
+        raise TypeError(f"snapshot summary values must be strings: {bad}")
+
+
+def _expression(row_filter: RowFilter) -> BooleanExpression:
+    return parser.parse(row_filter) if isinstance(row_filter, str) else row_filter
+
+
+def _empty(table: Table, columns: Sequence[str] | None) -> pa.Table:
+    schema = table.schema().as_arrow()
+    return schema.empty_table().select(list(columns)) if columns else schema.empty_table()
+
+
+def _current_id(table: Table) -> int:
+    snapshot = table.current_snapshot()
+    if snapshot is None:  # pragma: no cover - a commit always leaves a snapshot
+        raise RuntimeError(f"{table.name()} has no snapshot after a commit")
+    return snapshot.snapshot_id
