@@ -41,7 +41,6 @@ def run_backfill(start: date, end: date, lh: stages.Lakehouse | None = None) -> 
     from pyiceberg.expressions import In
 
     from ml.scoring import score_events
-    from transforms.events import to_silver
     from warehouse.io import replace_partition
 
     if end < start:
@@ -51,7 +50,7 @@ def run_backfill(start: date, end: date, lh: stages.Lakehouse | None = None) -> 
     if bronze.is_empty():
         return {"bronze_rows": 0, "silver_rows": 0, "scores": 0}
     now = datetime.now(UTC)
-    split = to_silver(bronze, processed_at=now, amount_max_major=lh.settings.amount_max_major)
+    split = stages.split_bronze(lh, bronze, now)
     events = split.events
     ids = events["event_id"].to_list()
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)

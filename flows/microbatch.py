@@ -43,9 +43,17 @@ def run_loop(
         batch = [bronze, silver, scores, daily]
         totals.add(batch)
         log(totals.batch_line(batch))
-        idle = all(r.rows_in == 0 for r in batch)
+        idle = all(r.rows_in == 0 for r in batch) and not any(bronze.lag.values())
         if (until_idle and idle) or time.monotonic() >= deadline:
             return totals
+
+
+def publish_data_docs(totals: RunTotals, lh: stages.Lakehouse) -> str | None:
+    """Write the run's gate results to Data Docs (bounded history); return the index path."""
+    from quality.gates import build_data_docs
+
+    results = [r for r in totals.gate_results.values() if r is not None]
+    return str(build_data_docs(results, lh.settings.data_docs_dir)) if results else None
 
 
 _LAKEHOUSE: stages.Lakehouse | None = None
@@ -55,6 +63,9 @@ def warm_lakehouse() -> stages.Lakehouse:
     """One context per process: a warm loop pays imports and setup once."""
     global _LAKEHOUSE
     if _LAKEHOUSE is None:
+        from quality.gates import warm_up
+
+        warm_up()  # Great Expectations' import and suites: once per process, not per batch
         _LAKEHOUSE = stages.Lakehouse()
     else:
         _LAKEHOUSE.refresh()
@@ -92,8 +103,9 @@ def microbatch(
 ) -> dict[str, Any]:
     """Drain the webhook topics through bronze, silver and gold; publish the run's figures."""
     logger = get_run_logger()
+    lh = warm_lakehouse()
     totals = run_loop(
-        warm_lakehouse(),
+        lh,
         max_records=max_records,
         max_seconds=max_seconds,
         until_idle=until_idle,
@@ -101,6 +113,9 @@ def microbatch(
         call=_call_as_task,
         log=logger.info,
     )
+    docs = publish_data_docs(totals, lh)
+    if docs:
+        logger.info("Data Docs: %s", docs)
     create_markdown_artifact(
         key="microbatch-run",
         markdown=totals.markdown(),

@@ -40,7 +40,7 @@ def run_replay(
     """Replay the selected quarantine rows; return counts of replayed and still failing rows."""
     from pyiceberg.expressions import In
 
-    from transforms.events import drop_seen, to_silver
+    from transforms.events import drop_seen
     from warehouse.io import append, replace_partition, scan
 
     lh = lh or stages.Lakehouse()
@@ -54,7 +54,7 @@ def run_replay(
         scan(lh.table(T.BRONZE_WEBHOOK_EVENTS), row_filter=In("delivery_id", deliveries))
     )
     now = datetime.now(UTC)
-    split = to_silver(bronze, processed_at=now, amount_max_major=lh.settings.amount_max_major)
+    split = stages.split_bronze(lh, bronze, now)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
     events, duplicates = drop_seen(split.events, stages.seen_event_ids(silver, split.events))
     passed = set(split.events["delivery_id"].to_list()) | set(

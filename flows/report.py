@@ -20,6 +20,7 @@ class RunTotals:
     duplicates: int = 0
     not_modelled: int = 0
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gate_results: dict[str, Any] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)
     oldest_unprocessed_age_s: float | None = None
     missing_models: set[str] = field(default_factory=set)
@@ -37,6 +38,7 @@ class RunTotals:
             self.missing_models.update(r.missing_models)
             if r.gate is not None:
                 self.gates[r.gate["suite"]] = r.gate
+                self.gate_results[r.gate["suite"]] = r.gate_result
             if r.stage == "bronze":
                 self.lag = r.lag
                 if r.oldest_unprocessed_age_s is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,9 +56,10 @@ class StageReport:
     oldest_unprocessed_age_s: float | None = None
     missing_models: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    gate_result: Any = field(default=None, repr=False)  # for Data Docs
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_result"}
 
 
 class Lakehouse:
@@ -96,6 +97,7 @@ class Lakehouse:
                 self.settings.consumer_group,
                 recorded_offsets=self.recorded_offsets,
                 session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                instance_id=self.settings.consumer_instance_id,
             )
         return self._reader
 
@@ -217,6 +219,19 @@ def run_gate(frame: pl.DataFrame, suite: str, params: Any = None, *, hold: bool 
     return result
 
 
+def split_bronze(lh: Lakehouse, bronze: pl.DataFrame, processed_at: datetime) -> Any:
+    """Bronze rows → silver events, quarantine rows, not-modelled rows (row contract applied)."""
+    from quality.contracts import check_rows
+    from transforms.events import to_silver
+
+    return to_silver(
+        bronze,
+        processed_at=processed_at,
+        row_contract=check_rows,
+        amount_max_major=lh.settings.amount_max_major,
+    )
+
+
 def gate_params(settings: Settings) -> Any:
     from quality.gates import GateParams
 
@@ -230,7 +245,7 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     accepts the batch or quarantines it whole (code ``GATE_REJECTED``); the decision is recorded
     in the snapshot summary of the commits it makes.
     """
-    from transforms.events import drop_seen, to_silver
+    from transforms.events import drop_seen
     from warehouse.io import append, read_appended_since
 
     started = time.perf_counter()
@@ -240,12 +255,10 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     if new.num_rows == 0:
         return _timed(report, started)
     now = datetime.now(UTC)
-    split = to_silver(
-        pl.from_arrow(new), processed_at=now, amount_max_major=lh.settings.amount_max_major
-    )
+    split = split_bronze(lh, pl.from_arrow(new), now)
     events, dropped = drop_seen(split.events, seen_event_ids(silver, split.events))
     result = run_gate(events, "silver_payment_events", gate_params(lh.settings), hold=True)
-    report.gate = result.to_dict() if result else None
+    report.gate, report.gate_result = (result.to_dict() if result else None), result
     summary = {T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)}
     rejected = split.quarantine
     if result is not None and not result.success:
@@ -326,7 +339,7 @@ def score_gold(lh: Lakehouse) -> StageReport:
     )
     report.missing_models = list(result.missing_models)
     checked = run_gate(result.scores, "gold_payment_scores")
-    report.gate = checked.to_dict() if checked else None
+    report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
     append(scores_table, result.scores.to_arrow(), summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
     report.rows_out = result.scores.height
     return _timed(report, started)
@@ -345,7 +358,7 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
         return _timed(report, started)
     days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
     rows, checked = rebuild_days(lh, days, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
-    report.gate = checked.to_dict() if checked else None
+    report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
     report.rows_out = rows
     return _timed(report, started)
 

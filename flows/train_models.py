@@ -33,8 +33,9 @@ def load_silver_history(days: int = 90) -> pl.DataFrame:
     table = get_catalog().load_table(SILVER_PAYMENT_EVENTS.identifier_str)
     since = datetime.now(UTC) - timedelta(days=days)
     columns = (*INPUT_COLUMNS, "payment_intent_id")
-    return pl.from_arrow(scan(table, GreaterThanOrEqual("provider_created_at", since.isoformat()),
-                              columns=columns))
+    return pl.from_arrow(
+        scan(table, GreaterThanOrEqual("provider_created_at", since.isoformat()), columns=columns)
+    )
 
 
 def run_training(
@@ -63,20 +64,26 @@ def _summary(model: Any, decision: Any) -> dict[str, Any]:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's artifact: holdout metrics of each model next to its baseline, and decisions."""
-    lines = ["| model | version | metric | model | baseline | champion before | promoted |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | version | metric | model | baseline | champion before | promoted |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in summary.values():
         for key in _SHOWN:
-            lines.append(f"| {row['name']} | {row['version']} | {key} | "
-                         f"{row['holdout'][key]:.4f} | {row['baseline_holdout'][key]:.4f} | "
-                         f"{_fmt(row['champion']) if key == row['metric'] else ''} | "
-                         f"{row['promoted'] if key == row['metric'] else ''} |")
+            lines.append(
+                f"| {row['name']} | {row['version']} | {key} | "
+                f"{row['holdout'][key]:.4f} | {row['baseline_holdout'][key]:.4f} | "
+                f"{_fmt(row['champion']) if key == row['metric'] else ''} | "
+                f"{row['promoted'] if key == row['metric'] else ''} |"
+            )
     retry = summary.get("retry")
     if retry:
         h = retry["holdout"]
-        lines.append(f"\nRetry policy (replayed on the holdout): recommended delay "
-                     f"{h['policy_success_rate']:.3f} success vs always {h['fixed_delay_hours']:.0f} h "
-                     f"{h['fixed_delay_success_rate']:.3f}.")
+        lines.append(
+            f"\nRetry policy (replayed on the holdout): recommended delay "
+            f"{h['policy_success_rate']:.3f} success vs always {h['fixed_delay_hours']:.0f} h "
+            f"{h['fixed_delay_success_rate']:.3f}."
+        )
     return "\n".join(lines)
 
 
@@ -96,9 +103,19 @@ def train_models(history_days: int = 90, num_boost_round: int = 400) -> dict[str
     silver = load_history(history_days)
     summary = run_training(lambda: silver, num_boost_round=num_boost_round)
     for kind, row in summary.items():
-        logger.info("%s v%s: %s %.4f (champion %s), promoted=%s, beats baseline=%s", kind,
-                    row["version"], row["metric"], row["challenger"], _fmt(row["champion"]),
-                    row["promoted"], row["beats_baseline"])
-    create_markdown_artifact(key="train-models", markdown=summary_markdown(summary),
-                             description="holdout metrics vs baseline, champion decisions")
+        logger.info(
+            "%s v%s: %s %.4f (champion %s), promoted=%s, beats baseline=%s",
+            kind,
+            row["version"],
+            row["metric"],
+            row["challenger"],
+            _fmt(row["champion"]),
+            row["promoted"],
+            row["beats_baseline"],
+        )
+    create_markdown_artifact(
+        key="train-models",
+        markdown=summary_markdown(summary),
+        description="holdout metrics vs baseline, champion decisions",
+    )
     return summary

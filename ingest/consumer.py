@@ -102,6 +102,10 @@ def messages_to_arrow(messages: list, ingested_at: datetime) -> pa.Table:
     return pa.table(arrays)
 
 
+#: Not errors of the data: end of a partition, a topic still being created after a reset.
+_TRANSIENT = frozenset({KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
 def _checked(messages: list) -> list:
     """The messages without errors; a real broker error stops the batch (nothing is committed)."""
     ok = []
@@ -109,7 +113,7 @@ def _checked(messages: list) -> list:
         err = msg.error()
         if err is None:
             ok.append(msg)
-        elif err.code() != KafkaError._PARTITION_EOF:
+        elif err.code() not in _TRANSIENT:
             raise RuntimeError(f"broker error while consuming: {err}")
     return ok
 
@@ -124,11 +128,14 @@ class BatchReader:
         recorded_offsets: Callable[[], Mapping[PartitionKey, int]],
         topic_names: tuple[str, ...] = topics.ALL_TOPICS,
         session_timeout_ms: int = 10_000,
+        instance_id: str | None = None,
     ) -> None:
         self._recorded_offsets = recorded_offsets
+        static = {"group.instance.id": instance_id} if instance_id else {}
         self._consumer = Consumer(
             {
                 **client_config,
+                **static,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     broker_heap: str = Field("512m", description="JVM heap of the embedded broker")
     topic_partitions: int = Field(3, description="partitions of each topic created by the stack")
     consumer_group: str = Field("lakehouse-bronze", description="consumer group of the loader")
+    consumer_instance_id: str | None = Field(
+        None,
+        description="static group membership id: a restarted loader takes its partitions back "
+        "at once; give each concurrent loader its own",
+    )
     consumer_session_timeout_ms: int = Field(
         10_000, description="how soon the group reassigns a dead loader's partitions (ms)"
     )

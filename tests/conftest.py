@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,3 +79,46 @@ def fresh_broker(
     yield start
     for broker in started:
         broker.stop()
+
+
+def recreate_topics(bootstrap: str, partitions: int = 3, timeout_s: float = 60.0) -> None:
+    """Delete and create every topic of the stack: empty topics without a new broker."""
+    from confluent_kafka.admin import AdminClient
+
+    from ingest.topics import ALL_TOPICS, ensure_topics
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics) & set(ALL_TOPICS)
+    if existing:
+        for future in admin.delete_topics(list(existing), operation_timeout=30).values():
+            future.result(timeout=30)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ensure_topics({"bootstrap.servers": bootstrap}, partitions)
+            meta = admin.list_topics(timeout=10)
+            ready = [
+                t in meta.topics
+                and not meta.topics[t].error
+                and len(meta.topics[t].partitions) == partitions
+                and all(p.leader >= 0 for p in meta.topics[t].partitions.values())
+                for t in ALL_TOPICS
+            ]
+            if all(ready):
+                return
+        except Exception:  # noqa: BLE001 - deletion still in progress
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def clean_kafka(session_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> LocalBroker:
+    """The session broker with empty topics, a consumer group of this test's own, and static
+    membership so that a loader restarted after a crash takes its partitions back at once."""
+    recreate_topics(session_broker.bootstrap)
+    monkeypatch.setenv("LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS", session_broker.bootstrap)
+    monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", f"test-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("LAKEHOUSE_CONSUMER_INSTANCE_ID", "loader-1")
+    get_settings.cache_clear()
+    return session_broker

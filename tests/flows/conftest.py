@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,6 +39,6 @@ class Deliveries:
 
 
 @pytest.fixture
-def deliveries(fresh_broker: Callable[[], LocalBroker]) -> Deliveries:
-    """A private broker (empty topics) with LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS pointing at it."""
-    return Deliveries(fresh_broker())
+def deliveries(clean_kafka: LocalBroker) -> Deliveries:
+    """Empty topics on the session broker, with the settings pointing at it."""
+    return Deliveries(clean_kafka)

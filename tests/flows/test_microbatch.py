@@ -174,15 +174,8 @@ def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(
 KILL_POINTS = ["mid-consume", "after-bronze", "after-offsets", "after-quarantine", "after-silver"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("point", KILL_POINTS)
-def test_kill_9_at_any_point_then_restart_loses_and_duplicates_nothing(
-    deliveries, point: str, tmp_path: Path
-) -> None:
-    bodies = [make_stripe_event("payment_intent.succeeded") for _ in range(40)]
-    bodies += list(malformed_bodies().values())
-    deliveries.send(bodies)
-    marker = tmp_path / "reached"
+def _run_until_killed(point: str, marker: Path) -> None:
+    """Start the loader in a subprocess, wait until it reaches ``point``, then kill -9 it."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.flows.crash_harness", point, str(marker), "25"],
@@ -194,18 +187,31 @@ def test_kill_9_at_any_point_then_restart_loses_and_duplicates_nothing(
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-        assert time.monotonic() < deadline, "the loader never reached the crash point"
-        time.sleep(0.1)
+        assert time.monotonic() < deadline, f"the loader never reached {point}"
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    drain()  # restart: a fresh process-equivalent context finishes the work
 
-    assert count("SELECT count(*) FROM bronze.webhook_events") == len(bodies)
-    assert count("SELECT count(DISTINCT delivery_id) FROM bronze.webhook_events") == len(bodies)
-    assert count("SELECT count(*) FROM silver.payment_events") == 40
-    assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == 40
-    assert count("SELECT count(*) FROM silver.quarantine") == len(malformed_bodies())
+@pytest.mark.slow
+def test_kill_9_at_every_point_then_restart_loses_and_duplicates_nothing(
+    deliveries, tmp_path: Path
+) -> None:
+    valid = 0
+    for n, point in enumerate(KILL_POINTS):
+        bodies = [make_stripe_event("payment_intent.succeeded") for _ in range(30)]
+        deliveries.send([*bodies, malformed_bodies()["INVALID_CURRENCY"]])
+        valid += len(bodies)
+        _run_until_killed(point, tmp_path / f"reached-{n}")
+
+    drain()  # restart: a new loader finishes the work
+
+    sent = valid + len(KILL_POINTS)
+    assert count("SELECT count(*) FROM bronze.webhook_events") == sent
+    assert count("SELECT count(DISTINCT delivery_id) FROM bronze.webhook_events") == sent
+    assert count("SELECT count(*) FROM silver.payment_events") == valid
+    assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == valid
+    assert count("SELECT count(*) FROM silver.quarantine") == len(KILL_POINTS)
 
 
 def _old_events(n: int) -> list[dict]:

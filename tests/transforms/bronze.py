@@ -1,0 +1,57 @@
+"""Builders of ``bronze.webhook_events`` rows from webhook bodies, routed like the receiver does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import polars as pl
+
+from ingest.messages import build_message
+from transforms.schemas import BRONZE_WEBHOOK_EVENTS
+
+T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def body_of(event: dict | bytes | str) -> bytes:
+    if isinstance(event, dict):
+        return orjson.dumps(event)
+    return event.encode() if isinstance(event, str) else event
+
+
+def bronze_row(
+    event: dict | bytes | str,
+    *,
+    offset: int,
+    partition: int = 0,
+    received_at: datetime | None = None,
+    topic: str | None = None,
+) -> dict[str, Any]:
+    """One delivery of ``event`` (a dict, or a raw body) as the bronze loader lands it."""
+    body = body_of(event)
+    received_at = received_at or T0 + timedelta(seconds=offset)
+    message = build_message(body, received_at, request_id=f"req-{offset}")
+    topic = topic or message.topic
+    return {
+        "delivery_id": f"{topic}:{partition}:{offset}",
+        "provider": "stripe",
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "message_key": message.key.decode(),
+        "payload": body.decode("utf-8", errors="replace"),
+        "dlq_reason": message.dlq_reason,
+        "request_id": f"req-{offset}",
+        "received_at": received_at,
+        "ingested_at": received_at + timedelta(seconds=1),
+    }
+
+
+def bronze_frame(events: Iterable[dict | bytes | str], *, first_offset: int = 0) -> pl.DataFrame:
+    """Bronze rows for ``events``, one delivery each, offsets counting up."""
+    rows = [bronze_row(e, offset=first_offset + i) for i, e in enumerate(events)]
+    return pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS)

@@ -1,0 +1,67 @@
+"""Silver events (and gold scores) -> ``gold.merchant_daily``.
+
+Grain: one row per merchant × UTC day of ``provider_created_at`` × currency. The table is
+rebuilt per day partition, so pass every silver event of the days being rebuilt (the result for
+a day is only complete if its input is). Events without a merchant are not attributed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from transforms.schemas import AMOUNT, GOLD_MERCHANT_DAILY, TS, conform
+
+KEYS = ("merchant_id", "day", "currency")
+
+
+def _count(event_type: str) -> pl.Expr:
+    return (pl.col("event_type") == event_type).sum().cast(pl.Int64)
+
+
+def _rate(numerator: str, denominator: str) -> pl.Expr:
+    den = pl.col(denominator)
+    return pl.when(den > 0).then(pl.col(numerator) / den).cast(pl.Float64)
+
+
+def merchant_daily(
+    events: pl.DataFrame | pl.LazyFrame,
+    scores: pl.DataFrame | pl.LazyFrame | None,
+    *,
+    updated_at: datetime,
+) -> pl.DataFrame:
+    """Daily merchant aggregates: succeeded payment volume, counts by outcome, refund and
+    dispute rates (per succeeded payment of the same day; null when there was none) and the
+    mean fraud score of the day's scored events (``scores`` joined by ``event_id``)."""
+    if updated_at.tzinfo is None:
+        raise ValueError("updated_at must be timezone-aware")
+    frame = events.lazy().filter(pl.col("merchant_id").is_not_null())
+    if scores is not None:
+        fraud = scores.lazy().select("event_id", "fraud_score")
+        frame = frame.join(fraud, on="event_id", how="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("fraud_score"))
+    succeeded = pl.col("event_type") == "payment.succeeded"
+    daily = (
+        frame.with_columns(pl.col("provider_created_at").dt.date().alias("day"))
+        .group_by(KEYS)
+        .agg(
+            pl.col("amount_minor").filter(succeeded).sum().cast(pl.Int64).alias("volume_minor"),
+            pl.col("amount").filter(succeeded).sum().cast(AMOUNT).alias("volume"),
+            _count("payment.succeeded").alias("payments_succeeded"),
+            _count("payment.failed").alias("payments_failed"),
+            _count("payment.canceled").alias("payments_canceled"),
+            _count("refund.created").alias("refunds"),
+            _count("dispute.created").alias("disputes"),
+            pl.col("fraud_score").mean().alias("mean_fraud_score"),
+        )
+        .with_columns(
+            _rate("refunds", "payments_succeeded").alias("refund_rate"),
+            _rate("disputes", "payments_succeeded").alias("dispute_rate"),
+            pl.lit(updated_at).cast(TS).alias("updated_at"),
+        )
+        .sort(KEYS)
+        .collect()
+    )
+    return conform(daily, GOLD_MERCHANT_DAILY)
