@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint format broker-jars notebook bench clean
+.PHONY: help install demo test test-unit lint format broker-jars chromium notebook bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,10 +29,13 @@ install: $(STAMP) ## create .venv with the locked dependencies
 broker-jars: $(STAMP) ## fetch the local broker's jars from Maven Central (once)
 	$(BIN)/python -c "from lakehouse.broker import ensure_jars; from lakehouse.settings import get_settings; print(ensure_jars(get_settings().cache_dir))"
 
+chromium: ## Debian's Chromium for the Prefect UI test (Playwright drives /usr/bin/chromium)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
 demo: $(STAMP) broker-jars ## run the whole platform on the embedded stack and show the results
 	$(BIN)/lakehouse demo
 
-test: $(STAMP) broker-jars ## run the whole test suite (unit and integration, real broker)
+test: $(STAMP) broker-jars chromium ## run the whole test suite (unit and integration, real broker)
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP) ## only the tests that need no broker, server or browser
