@@ -83,4 +83,23 @@ def ensure_topics(
         except KafkaException as exc:  # another process created it in between
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    _wait_for_leaders(admin, missing, timeout_s)
     return missing
+
+
+def _wait_for_leaders(admin, names: list[str], timeout_s: float) -> None:
+    """Block until every partition of the new topics has a leader (writes and reads work)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=timeout_s)
+        if all(
+            t in meta.topics
+            and meta.topics[t].partitions
+            and all(p.leader >= 0 for p in meta.topics[t].partitions.values())
+            for t in names
+        ):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"topics {names} have no partition leaders after {timeout_s:.0f} s")

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from lakehouse.commands import broker, history, mlflow, receiver, run, simulate, sql, stack
+from lakehouse.commands import (
+    broker,
+    demo,
+    history,
+    mlflow,
+    receiver,
+    run,
+    simulate,
+    sql,
+    stack,
+)
 
 app = typer.Typer(
     name="lakehouse",
@@ -13,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for module in (broker, receiver, simulate, history, sql, run, mlflow, stack):
+for module in (broker, receiver, simulate, history, sql, run, mlflow, stack, demo):
     module.register(app)
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,44 +82,72 @@ def fresh_broker(
         broker.stop()
 
 
-def recreate_topics(bootstrap: str, partitions: int = 3, timeout_s: float = 60.0) -> None:
-    """Delete and create every topic of the stack: empty topics without a new broker."""
-    from confluent_kafka.admin import AdminClient
+def end_offsets_of(bootstrap: str) -> list:
+    """The current end offset of every partition of every topic of the stack."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    from ingest.topics import ALL_TOPICS, ensure_topics
+    from ingest.topics import ALL_TOPICS
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics) & set(ALL_TOPICS)
-    if existing:
-        for future in admin.delete_topics(list(existing), operation_timeout=30).values():
-            future.result(timeout=30)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-offsets"})
+    try:
+        meta = consumer.list_topics(timeout=10)
+        return [
+            TopicPartition(topic, p, _high(consumer, TopicPartition(topic, p)))
+            for topic in ALL_TOPICS
+            for p in meta.topics[topic].partitions
+        ]
+    finally:
+        consumer.close()
+
+
+def _high(consumer, tp, timeout_s: float = 30.0) -> int:
+    """High watermark; a partition whose leadership is still settling answers after a moment."""
+    from confluent_kafka import KafkaException
+
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            ensure_topics({"bootstrap.servers": bootstrap}, partitions)
-            meta = admin.list_topics(timeout=10)
-            ready = [
-                t in meta.topics
-                and not meta.topics[t].error
-                and len(meta.topics[t].partitions) == partitions
-                and all(p.leader >= 0 for p in meta.topics[t].partitions.values())
-                for t in ALL_TOPICS
-            ]
-            if all(ready):
-                return
-        except Exception:  # noqa: BLE001 - deletion still in progress
+            return consumer.get_watermark_offsets(tp, timeout=10)[1]
+        except KafkaException:
             if time.monotonic() > deadline:
                 raise
-        time.sleep(0.2)
+            time.sleep(0.3)
+
+
+def commit_group_offsets(bootstrap: str, group: str, offsets: list) -> None:
+    """Set a consumer group's committed offsets, as an operator's offset reset would."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+@dataclass
+class KafkaForTest:
+    """The session broker as one test sees it: its own group, started at the topics' end."""
+
+    broker: LocalBroker
+    group: str
+    start_offsets: list
+
+    def reset_group(self) -> None:
+        """Reset the group to where this test started: the same offsets are delivered again."""
+        commit_group_offsets(self.broker.bootstrap, self.group, self.start_offsets)
 
 
 @pytest.fixture
-def clean_kafka(session_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> LocalBroker:
-    """The session broker with empty topics, a consumer group of this test's own, and static
-    membership so that a loader restarted after a crash takes its partitions back at once."""
-    recreate_topics(session_broker.bootstrap)
+def clean_kafka(session_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> KafkaForTest:
+    """The session broker through a consumer group of this test's own that starts at the current
+    end of every topic, so the loader sees only what this test writes."""
+    group = f"test-{uuid.uuid4().hex[:12]}"
+    start = end_offsets_of(session_broker.bootstrap)
+    commit_group_offsets(session_broker.bootstrap, group, start)
     monkeypatch.setenv("LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS", session_broker.bootstrap)
-    monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", f"test-{uuid.uuid4().hex[:12]}")
-    monkeypatch.setenv("LAKEHOUSE_CONSUMER_INSTANCE_ID", "loader-1")
+    monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", group)
     get_settings.cache_clear()
-    return session_broker
+    return KafkaForTest(session_broker, group, start)

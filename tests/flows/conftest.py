@@ -10,19 +10,19 @@ import pytest
 from confluent_kafka import Producer
 
 from ingest.messages import OutgoingMessage, build_message
-from lakehouse.broker import LocalBroker
+from tests.conftest import KafkaForTest
 
 
 @dataclass
 class Deliveries:
     """Writes webhook bodies to the broker exactly as the receiver would."""
 
-    broker: LocalBroker
+    kafka: KafkaForTest
 
     def send(self, bodies: list[bytes | dict]) -> list[OutgoingMessage]:
         producer = Producer(
             {
-                "bootstrap.servers": self.broker.bootstrap,
+                "bootstrap.servers": self.kafka.broker.bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
@@ -39,6 +39,6 @@ class Deliveries:
 
 
 @pytest.fixture
-def deliveries(clean_kafka: LocalBroker) -> Deliveries:
+def deliveries(clean_kafka: KafkaForTest) -> Deliveries:
     """Empty topics on the session broker, with the settings pointing at it."""
     return Deliveries(clean_kafka)

@@ -140,9 +140,7 @@ def test_every_delivery_is_accounted_for_once_with_its_code(deliveries) -> None:
         assert row == (currency, amount)
 
 
-def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(
-    deliveries, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(deliveries) -> None:
     events = [make_stripe_event("payment_intent.succeeded") for _ in range(20)]
     deliveries.send(events)
     drain()
@@ -154,8 +152,7 @@ def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(
     daily = connect().execute("SELECT sum(payments_succeeded) FROM gold.merchant_daily").fetchone()
 
     deliveries.send(events[:5])  # the provider delivers five of them again
-    monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", "lakehouse-bronze-reset")  # offsets reset
-    get_settings.cache_clear()
+    deliveries.kafka.reset_group()  # and an operator resets the group to replay every offset
     drain()
 
     assert count("SELECT count(*) FROM bronze.webhook_events") == 25  # every delivery, once
@@ -195,8 +192,11 @@ def _run_until_killed(point: str, marker: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_9_at_every_point_then_restart_loses_and_duplicates_nothing(
-    deliveries, tmp_path: Path
+    deliveries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # static membership: each restarted loader takes the killed one's partitions back at once
+    monkeypatch.setenv("LAKEHOUSE_CONSUMER_INSTANCE_ID", "loader-1")
+    get_settings.cache_clear()
     valid = 0
     for n, point in enumerate(KILL_POINTS):
         bodies = [make_stripe_event("payment_intent.succeeded") for _ in range(30)]
