@@ -9,7 +9,7 @@ Runs without a Prefect server too: ``run_training()`` (``lakehouse run train-mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -22,7 +22,8 @@ _SHOWN = ("auc", "pr_auc", "brier", "ece")
 
 
 def load_silver_history(days: int = 90) -> pl.DataFrame:
-    """Silver rows of the last ``days`` days, with the columns features and labels read."""
+    """Silver rows of the ``days`` days up to the latest event, with the columns that features
+    and labels read (two scans: the latest event time, then the window)."""
     from pyiceberg.expressions import GreaterThanOrEqual
 
     from ml.features import INPUT_COLUMNS
@@ -31,11 +32,14 @@ def load_silver_history(days: int = 90) -> pl.DataFrame:
     from warehouse.tables import SILVER_PAYMENT_EVENTS
 
     table = get_catalog().load_table(SILVER_PAYMENT_EVENTS.identifier_str)
-    since = datetime.now(UTC) - timedelta(days=days)
     columns = (*INPUT_COLUMNS, "payment_intent_id")
-    return pl.from_arrow(
-        scan(table, GreaterThanOrEqual("provider_created_at", since.isoformat()), columns=columns)
-    )
+    latest = pl.from_arrow(scan(table, columns=("provider_created_at",)))[
+        "provider_created_at"
+    ].max()
+    if latest is None:
+        return pl.from_arrow(scan(table, columns=columns))
+    since = GreaterThanOrEqual("provider_created_at", (latest - timedelta(days=days)).isoformat())
+    return pl.from_arrow(scan(table, since, columns=columns))
 
 
 def run_training(
@@ -54,11 +58,11 @@ def _summary(model: Any, decision: Any) -> dict[str, Any]:
     return {
         **decision.as_dict(),
         "beats_baseline": model.beats_baseline,
-        "baseline": model.baseline,
         "train_seconds": round(model.train_seconds, 3),
         **model.info,
         "holdout": model.metrics,
         "baseline_holdout": model.baseline_metrics,
+        "linear_holdout": model.linear_metrics,
     }
 
 

@@ -1,0 +1,157 @@
+"""Batch scoring for ``gold.payment_scores``: features once, one prediction per model per batch.
+
+Grain of ``ScoreResult.scores``: one row per eligible event of the batch (``ELIGIBLE_TYPES``), in
+batch order, with exactly the columns of ``gold.payment_scores``:
+
+- fraud: successful payments and charges (``payment.succeeded``, ``charge.succeeded``);
+- retry: failed payments — the candidate delay with the highest predicted success, and that
+  probability (all candidates in the same prediction call);
+- churn: every eligible event of a known customer, the customer's churn risk at event time.
+
+A model without a champion leaves its columns null and is listed in ``missing_models``; scoring
+never raises for that. MLflow is not imported here: champions come in as arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import polars as pl
+
+from ml.features import CHARGE_SUCCEEDED, FAILED, SUCCEEDED, build_features, select_inputs
+from ml.metrics import CANDIDATE_DELAYS_H, recommend
+from warehouse.tables import GOLD_PAYMENT_SCORES
+
+if TYPE_CHECKING:
+    from ml.registry import Champion
+
+FRAUD, RETRY, CHURN = "payments-fraud", "payments-retry", "payments-churn"
+MODEL_NAMES: tuple[str, ...] = (FRAUD, RETRY, CHURN)
+FRAUD_TYPES = (SUCCEEDED, CHARGE_SUCCEEDED)
+RETRY_TYPES = (FAILED,)
+ELIGIBLE_TYPES = (*FRAUD_TYPES, *RETRY_TYPES)
+SCORE_SCHEMA: pl.Schema = pl.from_arrow(GOLD_PAYMENT_SCORES.arrow_schema.empty_table()).schema
+T = TypeVar("T")
+_KEYS = ("event_id", "event_type", "merchant_id", "customer_id", "provider_created_at")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Score rows (``gold.payment_scores`` columns), the models that had no champion, and the
+    seconds spent per step (``features`` and each model name), for run artifacts and benchmarks."""
+
+    scores: pl.DataFrame
+    missing_models: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def score_events(
+    events: pl.DataFrame,
+    history: pl.DataFrame | None,
+    champions: Mapping[str, Champion | None],
+    *,
+    scored_at: datetime,
+) -> ScoreResult:
+    """Score the eligible events of a silver batch.
+
+    ``history``: silver rows from at least ``features.LOOKBACK`` before the batch up to its end;
+    it may include the batch. ``champions``: registered model name → champion (or None).
+    """
+    if scored_at.tzinfo is None:
+        raise ValueError("scored_at must be timezone-aware")
+    eligible = events.filter(pl.col("event_type").is_in(ELIGIBLE_TYPES))
+    missing = tuple(name for name in MODEL_NAMES if champions.get(name) is None)
+    if eligible.is_empty():
+        return ScoreResult(_conform(eligible.select(_KEYS), scored_at), missing)
+    clock = _Clock()
+    context = select_inputs(events)
+    if history is not None:
+        context = pl.concat([context, select_inputs(history)])
+    feats = clock("features", build_features, eligible, context)
+    kind = pl.col("event_type")
+    columns = {
+        **clock(FRAUD, _single, feats, kind.is_in(FRAUD_TYPES), champions.get(FRAUD), "fraud"),
+        **clock(RETRY, _retry, feats, kind.is_in(RETRY_TYPES), champions.get(RETRY)),
+        **clock(
+            CHURN,
+            _single,
+            feats,
+            pl.col("customer_id").is_not_null(),
+            champions.get(CHURN),
+            "churn",
+        ),
+    }
+    scores = _conform(feats.select(_KEYS).with_columns(**columns), scored_at)
+    return ScoreResult(scores, missing, clock.seconds)
+
+
+class _Clock:
+    """Times each step it runs."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, step: str, fn: Callable[..., T], *args: object) -> T:
+        started = time.perf_counter()
+        result = fn(*args)
+        self.seconds[step] = time.perf_counter() - started
+        return result
+
+
+def _single(
+    feats: pl.DataFrame, where: pl.Expr, champion: Champion | None, prefix: str
+) -> dict[str, pl.Series]:
+    """One model's probability on the rows ``where`` holds (null elsewhere)."""
+    mask = feats.select(where.fill_null(False)).to_series().to_numpy()
+    scores = np.full(feats.height, np.nan)
+    if champion is not None and mask.any():
+        scores[mask] = champion.predict(feats.filter(pl.Series(mask)))
+    return {f"{prefix}_score": _nullable(scores), **_model_columns(champion, prefix, mask)}
+
+
+def _retry(feats: pl.DataFrame, where: pl.Expr, champion: Champion | None) -> dict[str, pl.Series]:
+    """The best candidate delay and its success probability for each failed payment."""
+    mask = feats.select(where.fill_null(False)).to_series().to_numpy()
+    delay = np.full(feats.height, np.nan)
+    probability = np.full(feats.height, np.nan)
+    if champion is not None and mask.any():
+        rows = feats.filter(pl.Series(mask))
+        best, probability[mask] = recommend(champion.predict, rows, champion.features)
+        delay[mask] = np.asarray(CANDIDATE_DELAYS_H)[best]
+    return {
+        "retry_delay_hours": _nullable(delay).cast(pl.Int32),
+        "retry_success_probability": _nullable(probability),
+        **_model_columns(champion, "retry", mask),
+    }
+
+
+def _model_columns(
+    champion: Champion | None, prefix: str, mask: np.ndarray
+) -> dict[str, pl.Series]:
+    if champion is None:
+        none = pl.Series([None] * len(mask), dtype=pl.String)
+        return {f"{prefix}_model": none, f"{prefix}_model_version": none}
+    scored = pl.Series(mask)
+    name, version = pl.lit(champion.name), pl.lit(champion.version)
+    return {
+        f"{prefix}_model": pl.select(pl.when(scored).then(name)).to_series(),
+        f"{prefix}_model_version": pl.select(pl.when(scored).then(version)).to_series(),
+    }
+
+
+def _nullable(values: np.ndarray) -> pl.Series:
+    return pl.Series(values, dtype=pl.Float64).fill_nan(None)
+
+
+def _conform(frame: pl.DataFrame, scored_at: datetime) -> pl.DataFrame:
+    """Exactly the columns and types of ``gold.payment_scores``."""
+    frame = frame.with_columns(scored_at=pl.lit(scored_at))
+    return frame.select(
+        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+        for c, t in SCORE_SCHEMA.items()
+    )

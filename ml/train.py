@@ -1,0 +1,173 @@
+"""Training: one LightGBM model per task on silver history, a time-based holdout, and a baseline.
+
+Grain of a training set: fraud — one row per settled successful payment; retry — one row per
+settled failed payment that was retried (the delay it was retried after is a feature); churn —
+one row per settled payment attempt of a known customer. The holdout is the last
+``HOLDOUT_SHARE`` of the labelled period; the first ``WARMUP`` of history is skipped because its
+features cannot look back ``LOOKBACK`` yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from ml import features as F
+from ml import labels as L
+from ml.metrics import BASELINE_FEATURES, baseline_predictor, evaluate, linear_predictor
+
+HOLDOUT_SHARE = 0.25
+WARMUP = timedelta(days=7)
+NUM_THREADS = 2
+PARAMS: dict[str, object] = {
+    "objective": "binary",
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "num_threads": NUM_THREADS,
+    "seed": 7,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbose": -1,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A task: its registered name, features, label builder and the metric champions compete on."""
+
+    kind: str
+    name: str
+    features: tuple[str, ...]
+    labeller: Callable[[pl.DataFrame], pl.DataFrame]
+    primary_metric: str
+
+
+SPECS: dict[str, ModelSpec] = {
+    "fraud": ModelSpec("fraud", "payments-fraud", F.FRAUD_FEATURES, L.fraud_labels, "pr_auc"),
+    "retry": ModelSpec("retry", "payments-retry", F.RETRY_FEATURES, L.retry_labels, "auc"),
+    "churn": ModelSpec("churn", "payments-churn", F.CHURN_FEATURES, L.churn_labels, "auc"),
+}
+
+
+@dataclass
+class Dataset:
+    """Feature rows with a ``label`` (and ``delay_hours`` for retry), split in time."""
+
+    train: pl.DataFrame
+    holdout: pl.DataFrame
+
+
+@dataclass
+class TrainedModel:
+    """A fitted model with its holdout metrics and its baseline's, ready to register."""
+
+    spec: ModelSpec
+    booster: lgb.Booster
+    params: dict[str, object]
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    linear_metrics: dict[str, float]
+    holdout: pl.DataFrame
+    train_seconds: float
+    info: dict[str, object] = field(default_factory=dict)
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.booster.predict(
+            F.design_matrix(frame, self.spec.features), num_threads=NUM_THREADS
+        )
+
+    @property
+    def beats_baseline(self) -> bool:
+        metric = self.spec.primary_metric
+        return self.metrics[metric] > self.baseline_metrics[metric]
+
+
+def datasets(silver: pl.DataFrame, kinds: tuple[str, ...] = tuple(SPECS)) -> dict[str, Dataset]:
+    """Features once for all of silver, joined to each task's labels and split in time."""
+    feats = F.build_features(silver)
+    start = silver["provider_created_at"].min() + WARMUP
+    out = {}
+    for kind in kinds:
+        rows = feats.join(SPECS[kind].labeller(silver), on="event_id", how="inner")
+        rows = rows.filter(pl.col("provider_created_at") >= start)
+        if kind == "retry":
+            rows = F.with_retry_delay(rows, pl.col("delay_hours"))
+        out[kind] = split_in_time(rows.sort("provider_created_at"))
+    return out
+
+
+def split_in_time(rows: pl.DataFrame, share: float = HOLDOUT_SHARE) -> Dataset:
+    """The last ``share`` of the rows' time span is the holdout."""
+    t = rows["provider_created_at"]
+    cut = t.min() + (t.max() - t.min()) * (1 - share)
+    return Dataset(
+        rows.filter(pl.col("provider_created_at") < cut),
+        rows.filter(pl.col("provider_created_at") >= cut),
+    )
+
+
+def train_model(
+    kind: str, data: Dataset, *, num_boost_round: int = 400, params: dict | None = None
+) -> TrainedModel:
+    """Fit LightGBM: early stopping on the last fifth of the training period picks the number of
+    rounds, then a refit on the whole training period. Score the holdout; fit and score the
+    baseline on the same rows."""
+    spec = SPECS[kind]
+    params = {**PARAMS, **(params or {})}
+    started = time.perf_counter()
+    early = split_in_time(data.train, 0.2)
+    categorical = [i for i, n in enumerate(spec.features) if n in F.CATEGORICAL]
+    probe = lgb.train(
+        params,
+        _lgb_data(early.train, spec, categorical),
+        num_boost_round=num_boost_round,
+        valid_sets=[_lgb_data(early.holdout, spec, categorical)],
+        callbacks=[lgb.early_stopping(40, verbose=False)],
+    )
+    rounds = min(num_boost_round, max(20, round(probe.best_iteration * 1.2)))
+    booster = lgb.train(params, _lgb_data(data.train, spec, categorical), num_boost_round=rounds)
+    seconds = time.perf_counter() - started
+    model = TrainedModel(spec, booster, params, {}, {}, {}, data.holdout, seconds)
+    model.metrics = evaluate(kind, model.predict, data.holdout, data.train)
+    baseline = baseline_predictor(kind, data.train)
+    model.baseline_metrics = evaluate(kind, baseline, data.holdout, data.train)
+    linear = linear_predictor(data.train, spec.features)
+    model.linear_metrics = evaluate(kind, linear, data.holdout, data.train)
+    model.info = {
+        "baseline": f"logistic regression on {', '.join(BASELINE_FEATURES[kind])}",
+        "rounds": rounds,
+        "rows_train": data.train.height,
+        "rows_holdout": data.holdout.height,
+        "holdout_from": str(data.holdout["provider_created_at"].min()),
+    }
+    return model
+
+
+def _lgb_data(rows: pl.DataFrame, spec: ModelSpec, categorical: list[int]) -> lgb.Dataset:
+    return lgb.Dataset(
+        F.design_matrix(rows, spec.features),
+        label=rows["label"].to_numpy(),
+        feature_name=list(spec.features),
+        categorical_feature=categorical,
+        free_raw_data=False,
+    )
+
+
+def train_all(
+    silver: pl.DataFrame, kinds: tuple[str, ...] = tuple(SPECS), **kwargs: object
+) -> dict[str, TrainedModel]:
+    """Train every task on one silver history."""
+    return {
+        kind: train_model(kind, data, **kwargs) for kind, data in datasets(silver, kinds).items()
+    }

@@ -1,0 +1,133 @@
+"""`lakehouse simulate history`, `lakehouse mlflow` and the train-models flow without a server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from ingest.simulator.history import generate_history
+from lakehouse.broker import free_port
+from lakehouse.cli import app
+from tests.ml import END, ROUNDS, mlflow_store, small_silver
+
+runner = CliRunner()
+
+
+def test_history_and_mlflow_commands_are_registered() -> None:
+    assert runner.invoke(app, ["simulate", "history", "--help"]).exit_code == 0
+    assert runner.invoke(app, ["mlflow", "--help"]).exit_code == 0
+
+
+@pytest.mark.integration
+def test_history_command_writes_every_event_to_the_topics(fresh_broker) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    broker = fresh_broker()
+    args = ["--days", "2", "--customers", "30", "--seed", "5", "--end", "2025-03-01T00:00:00"]
+    result = runner.invoke(app, ["simulate", "history", *args, "--direct"])
+    assert result.exit_code == 0, result.output
+    expected = sum(1 for _ in generate_history(2, 30, None, 5, END))
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ml-test"})
+    try:
+        topics = [t for t in consumer.list_topics(timeout=10).topics if t.startswith("webhooks.")]
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in consumer.list_topics(t, timeout=10).topics[t].partitions
+        ]
+        written = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+    finally:
+        consumer.close()
+    assert written == expected > 100
+
+
+def test_train_models_runs_without_a_server(isolated_settings: Path) -> None:
+    from flows.train_models import run_training, summary_markdown
+
+    mlflow_store(isolated_settings)
+    summary = run_training(small_silver, num_boost_round=ROUNDS)
+    assert set(summary) == {"fraud", "retry", "churn"}
+    for row in summary.values():
+        assert row["promoted"] and row["version"] == "1" and row["beats_baseline"]
+    markdown = summary_markdown(summary)
+    assert "payments-retry" in markdown and "Retry policy" in markdown
+
+
+@pytest.mark.slow
+def test_mlflow_command_serves_the_ui_on_localhost(isolated_settings: Path) -> None:
+    mlflow_store(isolated_settings)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "mlflow", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert _answers(f"http://127.0.0.1:{port}/health", within_s=240)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the command and the server it started
+        server.wait(timeout=60)
+
+
+def _answers(url: str, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    return False
+
+
+@pytest.mark.integration
+def test_training_reads_the_last_days_of_silver_from_iceberg(isolated_settings: Path) -> None:
+    from datetime import timedelta
+
+    from flows.train_models import load_silver_history
+    from warehouse.catalog import get_catalog
+    from warehouse.io import append, ensure_tables
+    from warehouse.tables import SILVER_PAYMENT_EVENTS
+
+    silver = small_silver()
+    table = ensure_tables(get_catalog())[SILVER_PAYMENT_EVENTS.identifier_str]
+    append(table, silver.to_arrow(), summary={})
+    loaded = load_silver_history(days=30)
+    latest = silver["provider_created_at"].max()
+    expected = silver.filter(silver["provider_created_at"] >= latest - timedelta(days=30))
+    assert loaded.height == expected.height > 1000
+    assert {"payment_intent_id", "card_last_four", "metadata"} <= set(loaded.columns)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_models_flow_publishes_metrics_against_the_baseline(
+    isolated_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.artifacts import Artifact
+    from prefect.testing.utilities import prefect_test_harness
+
+    import flows.train_models as module
+
+    mlflow_store(isolated_settings)
+    monkeypatch.setattr(module, "load_silver_history", lambda days: small_silver())
+    with prefect_test_harness(server_startup_timeout=240):
+        summary = module.train_models(history_days=70, num_boost_round=ROUNDS)
+        artifact = Artifact.get("train-models")
+    assert {row["name"] for row in summary.values()} == {
+        "payments-fraud",
+        "payments-retry",
+        "payments-churn",
+    }
+    assert artifact is not None and "baseline" in (artifact.description or "")
+    assert "payments-churn" in str(artifact.data)

@@ -1,0 +1,99 @@
+"""Features are point-in-time correct: nothing at or after an event's second changes them, and a
+scoring-time history trimmed to the look-back gives the training-time values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from ml.features import LOOKBACK, build_features, with_retry_delay
+from tests.ml import small_silver
+
+T = "provider_created_at"
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("event_id")
+
+
+def test_features_of_past_events_do_not_change_when_the_future_arrives() -> None:
+    silver = small_silver()
+    cut = silver[T].min() + timedelta(days=40)
+    past = silver.filter(pl.col(T) < cut)
+    alone = build_features(past)
+    with_future = build_features(silver).filter(
+        pl.col("event_id").is_in(past["event_id"].implode())
+    )
+    assert_frame_equal(_sorted(alone), _sorted(with_future))
+
+
+def test_a_later_event_of_the_same_customer_card_order_and_merchant_is_not_seen() -> None:
+    silver = small_silver()
+    payments = silver.filter(pl.col("event_type") == "payment.succeeded")
+    event = payments.row(payments.height // 2, named=True)
+    same_second = {**event, "event_id": "stripe:evt_same_second"}
+    later = {**event, "event_id": "stripe:evt_later", T: event[T] + timedelta(seconds=1)}
+    dispute = {
+        **later,
+        "event_id": "stripe:evt_dispute",
+        "event_type": "dispute.created",
+        "dispute_reason": "fraudulent",
+    }
+    extra = pl.DataFrame([same_second, later, dispute], schema=silver.schema)
+    target = pl.col("event_id") == event["event_id"]
+    before = build_features(silver).filter(target)
+    after = build_features(pl.concat([silver, extra])).filter(target)
+    assert_frame_equal(before, after)
+
+
+def test_an_earlier_event_is_seen() -> None:
+    silver = small_silver()
+    payments = silver.filter(pl.col("event_type") == "payment.succeeded")
+    event = payments.row(payments.height // 2, named=True)
+    earlier = {**event, "event_id": "stripe:evt_earlier", T: event[T] - timedelta(seconds=1)}
+    target = pl.col("event_id") == event["event_id"]
+    before = build_features(silver).filter(target)
+    after = build_features(pl.concat([silver, pl.DataFrame([earlier], schema=silver.schema)]))
+    after = after.filter(target)
+    assert after["c_attempts_1h"].item() == before["c_attempts_1h"].item() + 1
+    assert after["c_hours_since_success"].item() == pytest.approx(1 / 3600)
+
+
+def test_scoring_with_a_trimmed_history_gives_the_training_features() -> None:
+    silver = small_silver()
+    start = silver[T].max() - timedelta(days=3)
+    batch = silver.filter(pl.col(T) >= start)
+    history = silver.filter(pl.col(T) >= start - LOOKBACK - timedelta(hours=1))
+    scored = build_features(batch, history)
+    trained = build_features(silver).filter(pl.col(T) >= start)
+    assert scored["event_id"].to_list() == batch["event_id"].to_list()
+    assert_frame_equal(_sorted(scored), _sorted(trained))
+
+
+@pytest.mark.parametrize(
+    ("failed_at", "delay", "friday", "month_start", "mid_month"),
+    [
+        (datetime(2025, 1, 30, 17, tzinfo=UTC), 72.0, 1.0, 1.0, 0.0),  # Thu -> Sun 2 Feb
+        (datetime(2025, 1, 30, 17, tzinfo=UTC), 1.0, 0.0, 0.0, 0.0),
+        (datetime(2025, 1, 14, 17, tzinfo=UTC), 24.0, 0.0, 0.0, 1.0),  # Tue 14th -> 15th
+    ],
+)
+def test_retry_delay_features_say_which_paydays_the_wait_crosses(
+    failed_at: datetime, delay: float, friday: float, month_start: float, mid_month: float
+) -> None:
+    event = {
+        "event_id": "stripe:evt_1",
+        "event_type": "payment.failed",
+        "customer_id": "cus_1",
+        "customer_country": "GB",
+        "amount": 10.0,
+        T: failed_at,
+    }
+    rows = with_retry_delay(build_features(pl.DataFrame([event])), delay)
+    assert rows["delay_hours"].item() == delay
+    assert rows["retry_crosses_friday"].item() == friday
+    assert rows["retry_crosses_month_start"].item() == month_start
+    assert rows["retry_crosses_mid_month"].item() == mid_month

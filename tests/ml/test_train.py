@@ -1,0 +1,77 @@
+"""Training: labels come from later events, and each model beats its baseline on the holdout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from ml.labels import CHURN_HORIZON, FRAUD_HORIZON, churn_labels, fraud_labels, retry_labels
+from tests.ml import small_silver, trained_small
+
+T = "provider_created_at"
+
+
+@pytest.mark.parametrize("kind", ["fraud", "retry", "churn"])
+def test_model_beats_its_baseline_on_a_small_history(kind: str) -> None:
+    model = trained_small()[kind]
+    metric = model.spec.primary_metric
+    assert model.metrics[metric] > model.baseline_metrics[metric], (
+        kind,
+        model.metrics,
+        model.baseline_metrics,
+    )
+
+
+def test_recommended_retry_delay_beats_the_best_fixed_delay() -> None:
+    metrics = trained_small()["retry"].metrics
+    assert metrics["policy_success_rate"] > metrics["fixed_delay_success_rate"]
+
+
+def test_holdout_comes_after_training_in_time() -> None:
+    model = trained_small()["churn"]
+    assert model.holdout[T].min() > small_silver()[T].min() + timedelta(days=7)
+    assert model.info["rows_train"] > model.holdout.height > 0
+
+
+def test_fraud_label_is_a_later_fraudulent_dispute_of_the_same_charge() -> None:
+    silver = small_silver()
+    labels = fraud_labels(silver).join(silver.select("event_id", "charge_id", T), on="event_id")
+    disputes = silver.filter(pl.col("dispute_reason") == "fraudulent").select(
+        "charge_id", pl.col(T).alias("disputed_at")
+    )
+    checked = labels.join(disputes, on="charge_id", how="left").with_columns(
+        in_time=(pl.col("disputed_at") > pl.col(T))
+        & (pl.col("disputed_at") <= pl.col(T) + FRAUD_HORIZON)
+    )
+    positives, negatives = (
+        checked.filter(pl.col("label") == 1),
+        checked.filter(pl.col("label") == 0),
+    )
+    assert positives.height > 20
+    assert positives["in_time"].all()
+    assert not negatives["in_time"].fill_null(False).any()
+
+
+def test_retry_label_is_the_outcome_of_the_next_attempt_of_the_order() -> None:
+    silver = small_silver()
+    labels = retry_labels(silver)
+    assert labels.height > 500
+    assert labels["delay_hours"].min() > 0
+    assert 0.1 < labels["label"].mean() < 0.9
+
+
+def test_churn_label_means_no_successful_payment_in_the_next_30_days() -> None:
+    silver = small_silver()
+    labels = churn_labels(silver).join(silver.select("event_id", "customer_id", T), on="event_id")
+    successes = silver.filter(pl.col("event_type") == "payment.succeeded").select(
+        "customer_id", pl.col(T).alias("paid_at")
+    )
+    churned = labels.filter(pl.col("label") == 1).join(successes, on="customer_id")
+    later = churned.filter(
+        (pl.col("paid_at") > pl.col(T)) & (pl.col("paid_at") <= pl.col(T) + CHURN_HORIZON)
+    )
+    assert labels["label"].sum() > 50
+    assert later.is_empty()
+    assert labels[T].max() <= silver[T].max() - CHURN_HORIZON
