@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from flows import microbatch
+from flows import stages
+from flows.loop import run_loop
 from ingest.consumer import BatchReader
 from warehouse import tables as T
 
@@ -63,8 +64,8 @@ def install(point: str, marker: Path) -> None:
 
 if __name__ == "__main__":
     install(sys.argv[1], Path(sys.argv[2]))
-    lh = microbatch.warm_lakehouse()
-    microbatch.run_loop(
+    lh = stages.Lakehouse()  # no warm-up: Great Expectations is imported only if silver runs
+    run_loop(
         lh,
         max_records=int(sys.argv[3]) if len(sys.argv) > 3 else 500,
         max_seconds=2.0,

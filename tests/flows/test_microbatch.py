@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flows.held import run_release
-from flows.microbatch import run_loop
+from flows.loop import run_loop
 from flows.stages import GateFailed, Lakehouse
 from ingest.simulator.events import make_stripe_event
 from lakehouse.settings import get_settings
