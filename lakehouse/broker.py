@@ -179,7 +179,7 @@ class LocalBroker:
             [
                 "java",
                 f"-Xmx{self.heap}",
-                "-Xms128m",
+                f"-Xms{self.heap}",
                 "-XX:+UseG1GC",
                 "-cp",
                 f"{jars}/*",

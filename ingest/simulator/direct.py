@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ingest import topics
 from ingest.messages import build_message
@@ -187,10 +187,16 @@ def bulk_messages(
     pool_size: int = 5_000,
     received_at: Callable[[], datetime] | None = None,
     request_prefix: str = "direct",
+    start: datetime | None = None,
 ) -> Iterator[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
     """``(topic, key, value, headers)`` of ``count`` deliveries, each equal to ``build_message``
-    of its final body with its received-at and request id (see the module docstring)."""
-    bodies = generate_payloads(min(count, pool_size), seed, malformed_fraction=malformed_fraction)
+    of its final body with its received-at and request id (see the module docstring). Events are
+    created from ``start`` on (default: an hour ago, so the pipeline's freshness gate accepts
+    them)."""
+    start = start or datetime.now(UTC) - timedelta(hours=1)
+    bodies = generate_payloads(
+        min(count, pool_size), seed, malformed_fraction=malformed_fraction, start=start
+    )
     pool = [_template(p.body) for p in bodies]
     clock = received_at or (lambda: datetime.now(UTC))
     prefix = f"{request_prefix}-{seed}-".encode()
