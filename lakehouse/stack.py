@@ -520,6 +520,3 @@ def table_freshness(settings: Settings) -> dict[str, datetime | None]:
             None if newest is None else datetime.fromtimestamp(newest / 1000, tz=UTC)
         )
     return fresh
-
-
-

@@ -30,7 +30,7 @@ def microbatch(
     run_for_seconds: float = typer.Option(3600.0, help="stop after this long in any case"),
 ) -> None:
     """Drain the topics through bronze, silver and gold (warm loop)."""
-    from flows.microbatch import publish_data_docs, run_loop, warm_lakehouse
+    from flows.loop import publish_data_docs, run_loop, warm_lakehouse
     from flows.stages import GateFailed
 
     lh = warm_lakehouse()
