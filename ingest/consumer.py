@@ -150,6 +150,7 @@ class BatchReader:
         )
         self._consumer.subscribe(list(topic_names), on_assign=self._on_assign)
         self.assigned: list[TopicPartition] | None = None
+        self._start: dict[PartitionKey, int] = {}  # offset each partition was assigned at
         self._assignment_timeout_s = session_timeout_ms / 1000 * 3 + 10
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -162,6 +163,7 @@ class BatchReader:
             key = partition_key(tp.topic, tp.partition)
             best = max(recorded.get(key, -1), committed.get(key, -1))
             tp.offset = best if best >= 0 else OFFSET_BEGINNING
+            self._start[key] = best
         self.assigned = partitions
         consumer.assign(partitions)
 
@@ -213,10 +215,16 @@ class BatchReader:
         """Messages not yet consumed, per topic (end offset minus position)."""
         lag: dict[str, int] = {}
         for tp in self._consumer.position(self.assigned) if self.assigned else ():
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:  # nothing fetched from this partition yet: ask the broker
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            behind = high - tp.offset if tp.offset >= 0 else high
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            # no message consumed from it yet: the position is where the assignment started
+            position = (
+                tp.offset
+                if tp.offset >= 0
+                else self._start.get(partition_key(tp.topic, tp.partition), -1)
+            )
+            behind = high - (position if position >= 0 else max(low, 0))
             lag[tp.topic] = lag.get(tp.topic, 0) + max(behind, 0)
         return lag
 
