@@ -167,8 +167,8 @@ class LocalBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "-t",
-                _cluster_id(),
+                # = form: a random id may start with "-", which a separate argument would not take
+                f"--cluster-id={_cluster_id()}",
                 "-c",
                 str(config),
             )

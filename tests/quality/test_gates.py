@@ -148,7 +148,7 @@ def test_gold_merchant_daily_gate(silver: pl.DataFrame) -> None:
         "merchant_id,day,currency",
     )
     assert_fails(
-        gate(set_value(daily, "refund_rate", 1.5), "gold_merchant_daily", PARAMS),
+        gate(set_value(daily, "refund_rate", -0.5), "gold_merchant_daily", PARAMS),
         "expect_column_values_to_be_between",
         "refund_rate",
     )
