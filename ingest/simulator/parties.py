@@ -147,10 +147,16 @@ def new_card(rng: random.Random, country: str, created: datetime, brand: str | N
     )
 
 
+VALID_MAJOR_CEILING = 900_000.0
+
+
 def random_amount(rng: random.Random, currency: str) -> int:
     """A plausible basket in minor units: log-normal around the currency's typical amount."""
     median, step = TYPICAL_AMOUNT.get(currency, (40.0, 1))
-    major = min(max(median * rng.lognormvariate(0.0, 0.9), median / 20), median * 40)
+    # at most 40 medians, and under the pipeline's default limit (1,000,000 major units) so that
+    # a valid simulated payment never lands in quarantine as INVALID_AMOUNT_TOO_LARGE
+    ceiling = min(median * 40, VALID_MAJOR_CEILING)
+    major = min(max(median * rng.lognormvariate(0.0, 0.9), median / 20), ceiling)
     minor = round(major * 10 ** CURRENCY_EXPONENT.get(currency, 2) / step) * step
     return max(minor, step * 50 if step == 1 else step)
 
