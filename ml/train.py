@@ -101,6 +101,8 @@ def datasets(silver: pl.DataFrame, kinds: tuple[str, ...] = tuple(SPECS)) -> dic
     for kind in kinds:
         rows = feats.join(SPECS[kind].labeller(silver), on="event_id", how="inner")
         rows = rows.filter(pl.col("provider_created_at") >= start)
+        if rows.select(pl.col("label").n_unique()).item() < 2:
+            continue  # too little history for this task's labels (churn needs 30 days ahead)
         if kind == "retry":
             rows = F.with_retry_delay(rows, pl.col("delay_hours"))
         out[kind] = split_in_time(rows.sort("provider_created_at"))
