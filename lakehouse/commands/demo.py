@@ -45,8 +45,8 @@ def register(root: typer.Typer) -> None:
 
 
 def demo(
-    days: int = typer.Option(60, help="days of labelled history"),
-    customers: int = typer.Option(600, help="customers in the history"),
+    days: int = typer.Option(90, help="days of labelled history"),
+    customers: int = typer.Option(1500, help="customers in the history"),
     webhooks: int = typer.Option(400, help="fresh webhooks sent through the receiver"),
     timeout_s: float = typer.Option(900, help="give up waiting for the pipeline after this"),
 ) -> None:
