@@ -150,16 +150,30 @@ def _send_webhooks(settings, count: int):
 
     url = f"http://{settings.receiver_host}:{settings.receiver_port}/webhooks/stripe"
     secret = settings.stripe_webhook_secrets[0]
-    start = datetime.now(UTC) - timedelta(minutes=30)
-    bodies = [
-        p.body
-        for p in generate_payloads(
-            count, seed=int(time.time()), malformed_fraction=0.05, start=start, mean_gap_s=2.0
-        )
-    ]
+    now = datetime.now(UTC)
+    payloads = generate_payloads(
+        count * 2,
+        seed=int(time.time()),
+        malformed_fraction=0.05,
+        start=now - timedelta(days=2),
+        mean_gap_s=60.0,
+    )
+    # stories continue into later refunds and disputes: send only what has happened by now
+    bodies = [p.body for p in payloads if _created(p.body) <= now.timestamp()][:count]
     bad = send_one(bodies[0], url, secret, invalid_signature=True)
     console.print(f"  a forged signature is answered {bad.status_code}: {bad.text}")
     return asyncio.run(send_payloads(bodies, url, secret, concurrency=16))
+
+
+def _created(body: bytes) -> float:
+    """The event's ``created`` (0 when the body is broken on purpose)."""
+    import orjson
+
+    try:
+        created = orjson.loads(body).get("created", 0)
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0.0
+    return created if isinstance(created, int | float) else 0.0
 
 
 def _print_responses(summary) -> None:
