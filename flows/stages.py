@@ -300,6 +300,16 @@ def _reject_whole(bronze: pa.Table, events: pl.DataFrame, result: Any, now: date
     )
 
 
+def advance_watermark(table, old: int | None, new: int | None) -> None:
+    """Record that the source's newest snapshots held no rows (an empty commit), so that readers
+    of the watermark see this layer caught up and the next read starts after them."""
+    from warehouse.io import append
+
+    if new is not None and new != old:
+        empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
+        append(table, empty, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new)})
+
+
 SCORED_MODELS = ("payments-fraud", "payments-retry", "payments-churn")
 HISTORY_DAYS = 35
 
@@ -329,9 +339,11 @@ def score_gold(lh: Lakehouse) -> StageReport:
     started = time.perf_counter()
     scores_table = lh.table(T.GOLD_PAYMENT_SCORES)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    new, new_wm = read_appended_since(silver, watermark(scores_table))
+    old_wm = watermark(scores_table)
+    new, new_wm = read_appended_since(silver, old_wm)
     report = StageReport("gold.payment_scores", rows_in=new.num_rows)
     if new.num_rows == 0:
+        advance_watermark(scores_table, old_wm, new_wm)
         return _timed(report, started)
     events = pl.from_arrow(new)
     result = score_events(
@@ -352,9 +364,11 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
     started = time.perf_counter()
     daily = lh.table(T.GOLD_MERCHANT_DAILY)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    new, new_wm = read_appended_since(silver, watermark(daily), columns=("provider_created_at",))
+    old_wm = watermark(daily)
+    new, new_wm = read_appended_since(silver, old_wm, columns=("provider_created_at",))
     report = StageReport("gold.merchant_daily", rows_in=new.num_rows)
     if new.num_rows == 0:
+        advance_watermark(daily, old_wm, new_wm)
         return _timed(report, started)
     days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
     rows, checked = rebuild_days(lh, days, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
