@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from lakehouse.settings import Settings, get_settings
 from warehouse import tables as T
+from warehouse.recent import RecentAppends
 
 log = logging.getLogger("lakehouse.pipeline")
 
@@ -73,6 +74,24 @@ class Lakehouse:
         self.catalog = get_catalog(self.settings)
         self.tables = ensure_tables(self.catalog)
         self._reader = None
+        self.recent = RecentAppends()  # batches just committed, for the next stage to read
+
+    def append(self, spec: T.TableSpec, rows: pa.Table, summary: dict[str, str]) -> int:
+        """One append commit (see ``warehouse.io.append``), remembered for the next stage."""
+        from warehouse.io import append, conform
+
+        table = self.table(spec)
+        rows = conform(table, rows)
+        snapshot_id = append(table, rows, summary=summary)
+        self.recent.put(table, snapshot_id, rows)
+        return snapshot_id
+
+    def appended_since(
+        self, spec: T.TableSpec, after: int | None, columns: tuple[str, ...] | None = None
+    ) -> tuple[pa.Table, int | None, list[int]]:
+        """Rows appended to ``spec`` after snapshot ``after`` (from memory when this process
+        appended them), the new watermark, and the snapshot ids served from memory."""
+        return self.recent.appended_since(self.table(spec), after, columns)
 
     def table(self, spec: T.TableSpec):
         return self.tables[spec.identifier_str]
@@ -114,16 +133,14 @@ def _timed(report: StageReport, started: float) -> StageReport:
 
 def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageReport:
     """Consume up to ``max_records``/``max_seconds`` into one bronze commit; then commit offsets."""
-    from warehouse.io import append
-
     started = time.perf_counter()
     batch = lh.reader.poll_batch(max_records, max_seconds)
     report = StageReport("bronze", rows_in=batch.size, lag=lh.reader.lag())
     if batch.size == 0:
         return _timed(report, started)
     offsets = {**lh.recorded_offsets(), **batch.next_offsets}
-    append(
-        lh.table(T.BRONZE_WEBHOOK_EVENTS),
+    lh.append(
+        T.BRONZE_WEBHOOK_EVENTS,
         batch.rows,
         summary={T.SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True)},
     )
@@ -153,7 +170,7 @@ def seen_event_ids(silver, events: pl.DataFrame) -> pl.Series:
 
     if events.is_empty() or silver.current_snapshot() is None:
         return pl.Series("event_id", [], pl.String)
-    lo = events["provider_created_at"].min().replace(hour=0, minute=0, second=0, microsecond=0)
+    lo = events["provider_created_at"].min()  # a retry has the same created: no wider window
     hi = events["provider_created_at"].max() + timedelta(microseconds=1)
     found = scan(
         silver,
@@ -246,11 +263,12 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     in the snapshot summary of the commits it makes.
     """
     from transforms.events import drop_seen
-    from warehouse.io import append, read_appended_since
+    from warehouse.io import append
 
     started = time.perf_counter()
     silver, quarantine = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.SILVER_QUARANTINE)
-    new, new_wm = read_appended_since(lh.table(T.BRONZE_WEBHOOK_EVENTS), watermark(silver))
+    bronze = lh.table(T.BRONZE_WEBHOOK_EVENTS)
+    new, new_wm, held = lh.appended_since(T.BRONZE_WEBHOOK_EVENTS, watermark(silver))
     report = StageReport("silver", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
@@ -269,7 +287,8 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
             rejected = pl.concat([rejected, _reject_whole(new, events, result, now)])
             events = events.clear()
     append(quarantine, _new_quarantine(quarantine, rejected).to_arrow(), summary=summary)
-    append(silver, events.to_arrow(), summary=summary)
+    lh.append(T.SILVER_PAYMENT_EVENTS, events.to_arrow(), summary=summary)
+    lh.recent.release(bronze, held)  # silver is the only reader of bronze batches
     report.rows_out = events.height
     report.duplicates = dropped + split.duplicates_in_batch
     report.not_modelled = split.not_modelled.height
@@ -280,7 +299,8 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
 def _reject_whole(bronze: pa.Table, events: pl.DataFrame, result: Any, now: datetime):
     """Quarantine rows (code GATE_REJECTED) for the events of a batch an operator rejected."""
     failed = "; ".join(result.failed_expectations)
-    rows = pl.from_arrow(bronze).filter(pl.col("delivery_id").is_in(events["delivery_id"]))
+    rejected = events["delivery_id"].implode()
+    rows = pl.from_arrow(bronze).filter(pl.col("delivery_id").is_in(rejected))
     return rows.select(
         quarantine_id=pl.lit("silver:") + pl.col("delivery_id"),
         delivery_id="delivery_id",
@@ -318,10 +338,16 @@ def history_for(silver, events: pl.DataFrame) -> pl.DataFrame:
     """Silver rows from ``HISTORY_DAYS`` before the batch up to its end (features look back)."""
     from pyiceberg.expressions import GreaterThanOrEqual
 
+    from ml.features import INPUT_COLUMNS
     from warehouse.io import scan
 
     since = events["provider_created_at"].min() - timedelta(days=HISTORY_DAYS)
-    rows = scan(silver, row_filter=GreaterThanOrEqual("provider_created_at", since.isoformat()))
+    present = set(silver.schema().column_names)
+    rows = scan(
+        silver,
+        row_filter=GreaterThanOrEqual("provider_created_at", since.isoformat()),
+        columns=[c for c in INPUT_COLUMNS if c in present],  # only what features read
+    )
     return pl.from_arrow(rows)
 
 
@@ -334,21 +360,22 @@ def champions() -> dict[str, Any]:
 def score_gold(lh: Lakehouse) -> StageReport:
     """Silver rows after the scores' watermark → one score row per eligible event."""
     from ml.scoring import score_events
-    from warehouse.io import append, read_appended_since
+    from warehouse.io import append
 
     started = time.perf_counter()
     scores_table = lh.table(T.GOLD_PAYMENT_SCORES)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
     old_wm = watermark(scores_table)
-    new, new_wm = read_appended_since(silver, old_wm)
+    new, new_wm, _ = lh.appended_since(T.SILVER_PAYMENT_EVENTS, old_wm)
     report = StageReport("gold.payment_scores", rows_in=new.num_rows)
     if new.num_rows == 0:
         advance_watermark(scores_table, old_wm, new_wm)
         return _timed(report, started)
     events = pl.from_arrow(new)
-    result = score_events(
-        events, history_for(silver, events), champions(), scored_at=datetime.now(UTC)
-    )
+    models = champions()
+    # without a registered model every score is null: the 35 days of history are not needed
+    history = history_for(silver, events) if any(m is not None for m in models.values()) else None
+    result = score_events(events, history, models, scored_at=datetime.now(UTC))
     report.missing_models = list(result.missing_models)
     checked = run_gate(result.scores, "gold_payment_scores")
     report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
@@ -359,13 +386,12 @@ def score_gold(lh: Lakehouse) -> StageReport:
 
 def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
     """Rebuild ``gold.merchant_daily`` for every day touched by silver rows after its watermark."""
-    from warehouse.io import read_appended_since
-
     started = time.perf_counter()
     daily = lh.table(T.GOLD_MERCHANT_DAILY)
-    silver = lh.table(T.SILVER_PAYMENT_EVENTS)
     old_wm = watermark(daily)
-    new, new_wm = read_appended_since(silver, old_wm, columns=("provider_created_at",))
+    new, new_wm, _ = lh.appended_since(
+        T.SILVER_PAYMENT_EVENTS, old_wm, columns=("provider_created_at",)
+    )
     report = StageReport("gold.merchant_daily", rows_in=new.num_rows)
     if new.num_rows == 0:
         advance_watermark(daily, old_wm, new_wm)
@@ -375,6 +401,18 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
     report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
     report.rows_out = rows
     return _timed(report, started)
+
+
+#: The silver columns ``transforms.merchant_daily`` reads.
+DAILY_COLUMNS = (
+    "event_id",
+    "event_type",
+    "merchant_id",
+    "currency",
+    "amount_minor",
+    "amount",
+    "provider_created_at",
+)
 
 
 def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[int, Any]:
@@ -392,7 +430,7 @@ def rebuild_days(lh: Lakehouse, days: list, summary: dict[str, str]) -> tuple[in
         LessThan("provider_created_at", hi.isoformat()),
     )
     silver, scores = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.GOLD_PAYMENT_SCORES)
-    events = pl.from_arrow(scan(silver, row_filter=window))
+    events = pl.from_arrow(scan(silver, row_filter=window, columns=DAILY_COLUMNS))
     events = events.filter(pl.col("provider_created_at").dt.date().is_in(days))
     day_scores = pl.from_arrow(scan(scores, row_filter=window, columns=("event_id", "fraud_score")))
     rows = merchant_daily(events, day_scores, updated_at=datetime.now(UTC))

@@ -17,6 +17,9 @@ regex cannot answer exactly: on undecodable rows, on rows whose text suggests a 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 
 from transforms.rules import Rule, first_match
@@ -64,6 +67,8 @@ EVENT = pl.Struct(
 FIRST_ID = r'"id"\s*:\s*"([^"\\]*)"'
 #: Rows per ``json_decode`` call: small chunks decode faster and bound the cost of a bad row.
 CHUNK_ROWS = 4096
+#: Chunks are decoded in parallel: one ``json_decode`` uses one core and releases the GIL.
+_DECODERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="json-decode")
 
 
 def decode_events(payload: pl.Series, event_ids: pl.Series | None = None) -> pl.Series:
@@ -78,10 +83,14 @@ def decode_events(payload: pl.Series, event_ids: pl.Series | None = None) -> pl.
     first_id = payload.str.extract(FIRST_ID, 1)
     ids = first_id if event_ids is None else event_ids.fill_null(first_id)
     ids = ids.set(payload.is_null(), None)
-    parts = [
-        _decode_chunk(payload.slice(offset, CHUNK_ROWS), ids.slice(offset, CHUNK_ROWS))
-        for offset in range(0, len(payload), CHUNK_ROWS)
-    ]
+    parts = list(
+        _DECODERS.map(
+            lambda offset: _decode_chunk(
+                payload.slice(offset, CHUNK_ROWS), ids.slice(offset, CHUNK_ROWS)
+            ),
+            range(0, len(payload), CHUNK_ROWS),
+        )
+    )
     if not parts:
         return pl.Series("event", [], dtype=EVENT)
     return pl.concat(parts).alias("event")

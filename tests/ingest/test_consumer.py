@@ -1,0 +1,105 @@
+"""The bronze loader's reader on the real broker: every message becomes one bronze row, whatever
+its headers or bytes hold, and offsets follow the messages read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from ingest import topics
+from ingest.consumer import BatchReader, partition_key
+from ingest.messages import build_message
+from ingest.simulator.events import make_stripe_event
+from lakehouse.settings import get_settings
+from tests.conftest import KafkaForTest
+
+pytestmark = pytest.mark.integration
+
+
+def _produce(kafka: KafkaForTest, messages: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": kafka.broker.bootstrap, "acks": "all"})
+    for m in messages:
+        producer.produce(**m)
+    assert producer.flush(30) == 0
+
+
+def _read_all(expected: int) -> tuple[list[dict], dict]:
+    settings = get_settings()
+    reader = BatchReader(
+        settings.kafka_client_config(),
+        settings.consumer_group,
+        recorded_offsets=dict,
+        session_timeout_ms=6000,
+    )
+    rows: list[dict] = []
+    offsets: dict = {}
+    try:
+        while len(rows) < expected:
+            batch = reader.poll_batch(1000, 10.0)
+            assert batch.size, f"only {len(rows)} of {expected} messages arrived"
+            rows += batch.rows.to_pylist()
+            offsets.update(batch.next_offsets)
+    finally:
+        reader.close()
+    return rows, offsets
+
+
+def test_receiver_messages_become_bronze_rows_with_their_headers(clean_kafka) -> None:
+    received = datetime(2026, 11, 30, 9, 15, 0, 123456, tzinfo=UTC)
+    event = make_stripe_event("payment_intent.succeeded", account="acct_42")
+    body = orjson.dumps(event)
+    msg = build_message(body, received, "req_1")
+    _produce(
+        clean_kafka, [{"topic": msg.topic, "key": msg.key, "value": body, "headers": msg.headers}]
+    )
+
+    (row,), offsets = _read_all(1)
+
+    assert row["delivery_id"] == f"{msg.topic}:{row['partition']}:{row['offset']}"
+    assert (row["provider"], row["event_id"], row["event_type"]) == (
+        "stripe",
+        event["id"],
+        "payment_intent.succeeded",
+    )
+    assert row["topic"] == topics.PAYMENT_INTENT and row["message_key"] == "acct_42"
+    assert row["payload"] == body.decode() and row["request_id"] == "req_1"
+    assert row["dlq_reason"] is None
+    assert row["received_at"] == received
+    assert offsets == {partition_key(msg.topic, row["partition"]): row["offset"] + 1}
+
+
+def test_odd_messages_are_kept_whole_with_fallbacks_instead_of_failing_the_batch(
+    clean_kafka,
+) -> None:
+    good_at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    odd = [
+        # not UTF-8: replaced, as bytes.decode("utf-8", "replace") would
+        {
+            "value": b'{"id": "evt_\xff"}',
+            "headers": [("received-at", good_at.isoformat().encode())],
+        },
+        # no headers at all: provider defaults to stripe, received-at to the load time
+        {"value": b"{}"},
+        # a received-at that is not a timestamp: the load time stands in
+        {"value": b"{}", "headers": [("received-at", b"yesterday"), ("dlq-reason", b"X")]},
+        # a tombstone (no value) and no key
+        {"value": None},
+    ]
+    before = datetime.now(UTC)
+    _produce(clean_kafka, [{"topic": topics.DLQ, "partition": 0, **m} for m in odd])
+
+    rows, _ = _read_all(len(odd))
+    after = datetime.now(UTC) + timedelta(seconds=1)
+
+    rows.sort(key=lambda r: r["offset"])
+    assert [r["payload"] for r in rows] == ['{"id": "evt_\ufffd"}', "{}", "{}", ""]
+    assert rows[0]["received_at"] == good_at
+    for row in rows[1:]:
+        assert row["received_at"] == row["ingested_at"]
+        assert before <= row["ingested_at"] <= after
+    assert {r["provider"] for r in rows} == {"stripe"}
+    assert [r["dlq_reason"] for r in rows] == [None, None, "X", None]
+    assert [r["message_key"] for r in rows] == [None] * 4
