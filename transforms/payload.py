@@ -65,8 +65,9 @@ EVENT = pl.Struct(
 
 #: The first ``"id": "…"`` of a body: the envelope's in Stripe's key order.
 FIRST_ID = r'"id"\s*:\s*"([^"\\]*)"'
-#: Rows per ``json_decode`` call: small chunks decode faster and bound the cost of a bad row.
-CHUNK_ROWS = 4096
+#: Rows per ``json_decode`` call: small chunks decode faster (1.8 KB Stripe bodies: 7 µs a row at
+#: 512–1024, 12 µs at 4096, 60 µs as one call) and bound the cost of a bad row.
+CHUNK_ROWS = 1024
 #: Chunks are decoded in parallel: one ``json_decode`` uses one core and releases the GIL.
 _DECODERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="json-decode")
 
