@@ -9,7 +9,8 @@ that follows a table by snapshot watermark never sees a row twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import pyarrow as pa
@@ -17,16 +18,23 @@ import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
 from pyiceberg.expressions.visitors import bind
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
     ArrowScan,
     _dataframe_to_data_files,
     _expression_to_complementary_pyarrow,
+    bin_pack_arrow_table,
+    pyarrow_to_schema,
+    write_file,
 )
 from pyiceberg.manifest import DataFile
-from pyiceberg.table import FileScanTask, Table
+from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+from pyiceberg.table import FileScanTask, Table, TableProperties, WriteTask
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.table.sorting import SortDirection
 from pyiceberg.transforms import IdentityTransform
+from pyiceberg.utils.properties import property_as_int
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from warehouse.catalog import ensure_table, ensure_tables
@@ -99,15 +107,64 @@ def append(table: Table, data: pa.Table, summary: dict[str, str]) -> int:
     """Append ``data`` in one commit whose snapshot summary holds ``summary``; the snapshot id.
 
     Rows are written in arrival order (sorting costs more than a micro-batch can pay); compaction
-    rewrites them in the table's sort order.
+    rewrites them in the table's sort order. As ``Table.append`` (merge or fast append by the
+    table's properties), but a batch that falls in a single partition is written as it is,
+    without the copy pyiceberg makes of each partition's rows (a bronze batch is one day's).
     """
     _check_summary(summary)
 
     def attempt() -> int:
-        table.append(conform(table, data), snapshot_properties=summary)
+        rows = conform(table, data)
+        tx = table.transaction()
+        with tx._append_snapshot_producer(summary) as files:  # merge or fast, as Table.append
+            if rows.num_rows:
+                for data_file in _data_files(tx.table_metadata, rows, table.io, files.commit_uuid):
+                    files.append_data_file(data_file)
+        tx.commit_transaction()
         return _current_id(table)
 
     return with_commit_retry(table, attempt)
+
+
+def _data_files(
+    metadata: TableMetadata, rows: pa.Table, io: FileIO, write_uuid: uuid.UUID
+) -> Iterable[DataFile]:
+    """Data files for ``rows`` (already conformed): pyiceberg's own split unless they all fall in
+    one partition, then written from their own record batches."""
+    key = _single_partition(metadata, rows)
+    if key is None:
+        return _dataframe_to_data_files(metadata, rows, io, write_uuid)
+    schema = pyarrow_to_schema(
+        rows.schema,
+        name_mapping=metadata.schema().name_mapping,
+        format_version=metadata.format_version,
+    )
+    target = property_as_int(
+        metadata.properties,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+    )
+    tasks = (
+        WriteTask(write_uuid, task_id, schema, batches, partition_key=key)
+        for task_id, batches in enumerate(bin_pack_arrow_table(rows, target))
+    )
+    return write_file(io, metadata, tasks)
+
+
+def _single_partition(metadata: TableMetadata, rows: pa.Table) -> PartitionKey | None:
+    """The partition every row of ``rows`` falls in, or None (several, or unpartitioned)."""
+    spec, schema = metadata.spec(), metadata.schema()
+    if spec.is_unpartitioned():
+        return None
+    values = []
+    for field in spec.fields:
+        source = schema.find_field(field.source_id)
+        column = rows.column(schema.find_column_name(field.source_id))
+        distinct = pc.unique(field.transform.pyarrow_transform(source.field_type)(column))
+        if len(distinct) != 1:
+            return None
+        values.append(PartitionFieldValue(field=field, value=distinct[0].as_py()))
+    return PartitionKey(field_values=values, partition_spec=spec, schema=schema)
 
 
 def latest_summary_value(table: Table, key: str) -> str | None:

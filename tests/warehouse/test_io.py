@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pytest
@@ -145,6 +145,41 @@ def test_append_conforms_order_and_types_and_refuses_bad_rows(catalog: Catalog) 
             ),
             {},
         )
+
+
+def _files_by_day(table) -> dict[object, int]:
+    days: dict[object, int] = {}
+    for task in table.scan().plan_files():
+        day = task.file.partition[0]
+        days[day] = days.get(day, 0) + task.file.record_count
+    return days
+
+
+def test_an_append_within_one_day_is_one_file_of_that_partition(catalog: Catalog) -> None:
+    silver = ensure_table(catalog, SILVER_PAYMENT_EVENTS)
+    rows = make_silver_events(range(0, 500))  # all on DAY
+    # arriving in several chunks, as the consumer hands them over
+    chunked = pa.concat_tables([rows.slice(0, 200), rows.slice(200, 300)])
+
+    append(silver, chunked, summary={"batch": "1"})
+
+    days = _files_by_day(silver)
+    assert list(days.values()) == [500] and len(list(silver.scan().plan_files())) == 1
+    (day,) = days
+    assert day == (DAY.date() - date(1970, 1, 1)).days  # the day transform's value
+    assert _ids(scan(silver)) == _ids(rows)
+    assert scan(silver, row_filter=f"provider_created_at >= '{DAY.isoformat()}'").num_rows == 500
+
+
+def test_an_append_spanning_days_is_split_into_one_file_per_day(catalog: Catalog) -> None:
+    silver = ensure_table(catalog, SILVER_PAYMENT_EVENTS)
+    first = make_silver_events(range(0, 30))
+    second = make_silver_events(range(30, 50), day=DAY + timedelta(days=1))
+
+    append(silver, pa.concat_tables([first, second]), summary={"batch": "1"})
+
+    assert sorted(_files_by_day(silver).values()) == [20, 30]
+    assert _ids(scan(silver)) == _ids(pa.concat_tables([first, second]))
 
 
 def test_read_appended_since_returns_new_rows_once_even_after_compaction(

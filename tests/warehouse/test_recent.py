@@ -78,6 +78,22 @@ def test_a_snapshot_another_writer_appended_is_read_from_the_files(silver) -> No
     assert _ids(rows) == _ids(make_silver_events(range(5, 10)))
 
 
+def test_an_append_not_yet_handed_over_is_left_for_the_next_read(silver) -> None:
+    recent = RecentAppends()
+    first = _append(recent, silver, make_silver_events(range(0, 5)), 1)
+    second = _append(recent, silver, make_silver_events(range(5, 8)), 2)
+    # the other thread's commit has landed, its rows are not in memory yet
+    third = append(silver, conform(silver, make_silver_events(range(8, 10))), summary={})
+
+    rows, mark, held = recent.appended_since(silver, first)
+    assert (held, mark) == ([second], second)  # up to the snapshot memory can vouch for
+    assert _ids(rows) == _ids(make_silver_events(range(5, 8)))
+
+    rows, mark, held = recent.appended_since(silver, mark)  # the next read takes the rest
+    assert (held, mark) == ([], third)
+    assert _ids(rows) == _ids(make_silver_events(range(8, 10)))
+
+
 def test_evicted_batches_fall_back_to_the_files_and_memory_stays_bounded(silver) -> None:
     recent = RecentAppends(max_rows_per_table=12)
     first = _append(recent, silver, make_silver_events(range(0, 10)), 1)
