@@ -112,22 +112,29 @@ def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) ->
     frame = _combined(events, history)
     query = pl.col("_q").is_not_null()
     people = frame if history is None else _rows_sharing(frame, "customer_id")
-    card = keyed_windows(people, _CARD, _LOOKBACK_S)
+    card = keyed_windows(people, _CARD, _LOOKBACK_S)  # every row: history rows need _card_first
     people = people.with_columns(
         _card_first=(pl.col("_attempt") > 0) & _card_known() & (card["card_attempts_30d"] == 0)
     )
+    asked = people["_q"].is_not_null()
     parts = [
-        people.select("_q", *KEY_COLUMNS, "_clock", "amount", "card_last_four", *_own_features()),
-        card.select("card_attempts_24h", "card_attempts_30d"),
-        keyed_windows(people, _CUSTOMER, _LOOKBACK_S),
-        keyed_windows(people, _ORDER, _LOOKBACK_S),
+        people.filter(asked).select(
+            "_q", *KEY_COLUMNS, "_clock", "amount", "card_last_four", *_own_features()
+        ),
+        card.filter(asked).select("card_attempts_24h", "card_attempts_30d"),
+        keyed_windows(people, _CUSTOMER, _LOOKBACK_S, wanted=query),
+        keyed_windows(people, _ORDER, _LOOKBACK_S, wanted=query),
     ]
-    mine = pl.concat(parts, how="horizontal").filter(query)
+    mine = pl.concat(parts, how="horizontal")
     shops = frame if history is None else _rows_sharing(frame, "merchant_id")
     merchant = pl.concat(
-        [shops.select("_q"), keyed_windows(shops, _MERCHANT, _LOOKBACK_S)], how="horizontal"
+        [
+            shops.filter(query).select("_q"),
+            keyed_windows(shops, _MERCHANT, _LOOKBACK_S, wanted=query),
+        ],
+        how="horizontal",
     )
-    out = mine.join(merchant.filter(query), on="_q", how="left").sort("_q")
+    out = mine.join(merchant, on="_q", how="left").sort("_q")
     return _derived(out).drop("_q", "amount", "card_last_four", "^_c_.*$", "^_m_.*$")
 
 

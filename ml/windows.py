@@ -23,63 +23,91 @@ class KeyedWindows:
     since_first: tuple[str, int] | None = None  # feature, unit in seconds: age of the first row
 
 
-def keyed_windows(frame: pl.DataFrame, spec: KeyedWindows, lookback_s: int) -> pl.DataFrame:
-    """One row per row of ``frame`` (same order) with the features of ``spec``; nothing older
-    than ``lookback_s`` seconds is read (a missing "hours since" is ``lookback_s`` in hours)."""
-    values = {c for _, c, _ in spec.sums} | {c for _, c in spec.hours_since}
-    s = frame.select(_key_code(spec.keys), "_t", *values).with_row_index("_i").sort("_code", "_t")
-    start = s["_code"].cast(pl.Int64) * 2**32
-    packed = start + (s["_t"] - s["_t"].min())
+def keyed_windows(
+    frame: pl.DataFrame, spec: KeyedWindows, lookback_s: int, wanted: pl.Expr | None = None
+) -> pl.DataFrame:
+    """One row per row of ``frame`` where ``wanted`` holds (all rows by default; same order)
+    with the features of ``spec``; nothing older than ``lookback_s`` seconds is read (a missing
+    "hours since" is ``lookback_s`` in hours).
+
+    Every row counts in the windows of the rows after it, but the windows themselves (binary
+    searches and gathers) are only worked out for the wanted rows: scoring a batch against a
+    month of history costs the history's sort and cumulative sums, not its windows."""
+    sums = sorted({c for _, c, _ in spec.sums})
+    values = sorted(set(sums) | {c for _, c in spec.hours_since})
+    want = pl.lit(True) if wanted is None else wanted.fill_null(False)
+    s = (
+        frame.select(_key_code(spec.keys), "_t", *values, want.alias("_want"))
+        .with_row_index("_i")
+        .sort("_code", "_t")
+    )
+    start = pl.col("_code").cast(pl.Int64) * 2**32
+    s = s.with_columns(_start=start, _packed=start + (pl.col("_t") - pl.col("_t").min()))
+    # over every row, in (key, time) order: exclusive cumulative sums, last flagged position
+    full = s.select(
+        "_packed",
+        *(_before(c).alias(f"_cum_{c}") for c in sums),
+        *(_last_flagged(flag).alias(f"_last_{flag}") for _, flag in spec.hours_since),
+    )
+    q = s.filter("_want").select("_i", "_packed", "_start")
     windows = {w for _, _, w in spec.sums} | ({lookback_s} if spec.since_first else set())
-    bounds = [pl.max_horizontal(pl.col("_packed") - w, "_start").alias(f"_b{w}") for w in windows]
-    s = s.with_columns(packed.alias("_packed"), start.alias("_start")).with_columns(*bounds)
-    s = s.with_columns(
-        _hi=pl.col("_packed").search_sorted(pl.col("_packed"), side="left").cast(pl.Int64),
-        **{
-            f"_lo{w}": pl.col("_packed").search_sorted(pl.col(f"_b{w}"), side="left").cast(pl.Int64)
-            for w in windows
-        },
-    )
-    return (
-        s.select(
-            "_i", *_sums(spec), *_hours_since(spec, lookback_s), *_since_first(spec, lookback_s)
+    hi = full["_packed"].search_sorted(q["_packed"], side="left").cast(pl.Int64)
+    lo = {
+        w: full["_packed"]
+        .search_sorted(
+            q.select(pl.max_horizontal(pl.col("_packed") - w, "_start")).to_series(), side="left"
         )
-        .sort("_i")
-        .drop("_i")
-    )
-
-
-def _sums(spec: KeyedWindows) -> list[pl.Expr]:
-    """Sum of a column over [t - w, t): exclusive cumulative sums at the window's two ends."""
-    out = []
+        .cast(pl.Int64)
+        for w in windows
+    }
+    columns = [q["_i"]]
     for name, column, window in spec.sums:
-        before = pl.col(column).cast(pl.Float64).cum_sum().shift(1, fill_value=0.0)
-        out.append(
-            (before.gather(pl.col("_hi")) - before.gather(pl.col(f"_lo{window}"))).alias(name)
-        )
-    return out
+        cum = full[f"_cum_{column}"]
+        columns.append((cum.gather(hi) - cum.gather(lo[window])).alias(name))
+    columns += _hours_since(spec, lookback_s, full, q, hi)
+    columns += _since_first(spec, lookback_s, full, q, hi, lo)
+    return pl.DataFrame(columns).sort("_i").drop("_i")
 
 
-def _hours_since(spec: KeyedWindows, lookback_s: int) -> list[pl.Expr]:
+def _before(column: str) -> pl.Expr:
+    """Sum of ``column`` over the rows before each row (in the frame's order)."""
+    return pl.col(column).cast(pl.Float64).cum_sum().shift(1, fill_value=0.0)
+
+
+def _last_flagged(flag: str) -> pl.Expr:
+    """The packed time of the latest row up to each row whose ``flag`` is set."""
+    return pl.when(pl.col(flag) > 0).then(pl.col("_packed")).forward_fill()
+
+
+def _hours_since(
+    spec: KeyedWindows, lookback_s: int, full: pl.DataFrame, q: pl.DataFrame, hi: pl.Series
+) -> list[pl.Series]:
     """Hours since the key's last flagged row before t (``lookback_s`` in hours if none)."""
     out = []
     for name, flag in spec.hours_since:
-        last = pl.when(pl.col(flag) > 0).then(pl.col("_packed")).forward_fill()
-        previous = last.gather((pl.col("_hi") - 1).clip(0))
-        age = pl.col("_packed") - previous
-        ok = (pl.col("_hi") > 0) & (previous >= pl.col("_start")) & (age <= lookback_s)
-        out.append(pl.when(ok).then(age / 3600).otherwise(lookback_s / 3600).alias(name))
+        previous = full[f"_last_{flag}"].gather((hi - 1).clip(0))
+        age = q["_packed"] - previous
+        ok = ((hi > 0) & (previous >= q["_start"]) & (age <= lookback_s)).fill_null(False)
+        hours = pl.select(pl.when(ok).then(age / 3600).otherwise(lookback_s / 3600)).to_series()
+        out.append(hours.alias(name))
     return out
 
 
-def _since_first(spec: KeyedWindows, lookback_s: int) -> list[pl.Expr]:
+def _since_first(
+    spec: KeyedWindows,
+    lookback_s: int,
+    full: pl.DataFrame,
+    q: pl.DataFrame,
+    hi: pl.Series,
+    lo: dict[int, pl.Series],
+) -> list[pl.Series]:
     """Age of the key's first row in [t - lookback, t), in the spec's unit (0 if none)."""
     if not spec.since_first:
         return []
     name, unit = spec.since_first
-    lo = pl.col(f"_lo{lookback_s}")
-    age = (pl.col("_packed") - pl.col("_packed").gather(lo)) / unit
-    return [pl.when(pl.col("_hi") > lo).then(age).otherwise(0.0).alias(name)]
+    first = lo[lookback_s]
+    age = (q["_packed"] - full["_packed"].gather(first)) / unit
+    return [pl.select(pl.when(hi > first).then(age).otherwise(0.0)).to_series().alias(name)]
 
 
 def _key_code(keys: tuple[str, ...]) -> pl.Expr:
