@@ -9,6 +9,7 @@ neither loses nor duplicates a delivery.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -194,6 +195,7 @@ class BatchReader:
         self.assigned: list[TopicPartition] | None = None
         self._start: dict[PartitionKey, int] = {}  # offset each partition was assigned at
         self._assignment_timeout_s = session_timeout_ms / 1000 * 3 + 10
+        self._stopping = threading.Event()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         recorded = self._recorded_offsets()
@@ -209,7 +211,7 @@ class BatchReader:
         self.assigned = partitions
         consumer.assign(partitions)
 
-    def _wait_for_assignment(self) -> list:
+    def _wait_for_assignment(self, max_records: int) -> list:
         deadline = time.monotonic() + self._assignment_timeout_s
         while self.assigned is None:
             if time.monotonic() > deadline:
@@ -217,7 +219,7 @@ class BatchReader:
                     "the consumer group assigned no partitions in time: is the "
                     "broker reachable and are the topics created?"
                 )
-            got = self._consumer.consume(1000, timeout=0.5)
+            got = self._consumer.consume(min(1000, max_records), timeout=0.5)
             if got:
                 return _checked(got)
         return []
@@ -241,9 +243,9 @@ class BatchReader:
             count += len(messages)
 
         if self.assigned is None:  # first poll: wait until the group gave us our partitions
-            take(self._wait_for_assignment())
+            take(self._wait_for_assignment(max_records))
         deadline = time.monotonic() + max_seconds
-        while count < max_records:
+        while count < max_records and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -266,22 +268,27 @@ class BatchReader:
             tps.append(TopicPartition(topic, int(part), offset))
         self._consumer.commit(offsets=tps, asynchronous=False)
 
-    def lag(self) -> dict[str, int]:
-        """Messages not yet consumed, per topic (end offset minus position)."""
+    def lag(self, handed_over: Mapping[PartitionKey, int] | None = None) -> dict[str, int]:
+        """Messages not yet consumed, per topic (end offset minus position); with
+        ``handed_over`` (next offset per partition of the batches passed on), messages not yet
+        passed on: a batch read ahead still counts as behind."""
         lag: dict[str, int] = {}
         for tp in self._consumer.position(self.assigned) if self.assigned else ():
+            key = partition_key(tp.topic, tp.partition)
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:  # nothing fetched from this partition yet: ask the broker
                 low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            # no message consumed from it yet: the position is where the assignment started
-            position = (
-                tp.offset
-                if tp.offset >= 0
-                else self._start.get(partition_key(tp.topic, tp.partition), -1)
-            )
+            position = tp.offset if handed_over is None else handed_over.get(key, -1)
+            # nothing consumed from it yet: the position is where the assignment started
+            position = max(position, self._start.get(key, -1))
             behind = high - (position if position >= 0 else max(low, 0))
             lag[tp.topic] = lag.get(tp.topic, 0) + max(behind, 0)
         return lag
 
+    def stop(self) -> None:
+        """Make a ``poll_batch`` in progress (in another thread) return what it has."""
+        self._stopping.set()
+
     def close(self) -> None:
+        self._stopping.set()
         self._consumer.close()

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(
         10_000, description="how soon the group reassigns a dead loader's partitions (ms)"
     )
+    consumer_process: bool = Field(
+        True,
+        description="consume in a child process, so the client's per-message work does not hold "
+        "the micro-batch loop's GIL (false: in the loop's own process)",
+    )
 
     # --- receiver -----------------------------------------------------------------------------
     stripe_webhook_secrets: Annotated[list[str], NoDecode] = Field(
