@@ -3,7 +3,9 @@
 Idempotent and resumable: every stage reads from a position its own table recorded (Kafka offsets
 in bronze, source-snapshot watermarks in silver and gold), commits atomically, and skips work it
 already did, so a run killed at any point is finished by the next one. One flow run is a warm loop
-for a bounded time (imports, catalog and consumer set up once), not one flow run per batch.
+for a bounded time (imports, catalog and consumer set up once), not one flow run per batch; in
+it, bronze loads the next batch while silver promotes the last one and gold catches up, each
+stage a task run of the flow run (see ``flows.loop.run_loop``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import stages
-from flows.loop import publish_data_docs, run_loop, warm_lakehouse
+from flows.loop import GOLD_EVERY_SECONDS, publish_data_docs, run_loop, warm_lakehouse
 
 Stage = Callable[..., stages.StageReport]
 
@@ -49,6 +51,7 @@ def microbatch(
     max_seconds: float = 5.0,
     until_idle: bool = True,
     run_for_seconds: float = 50.0,
+    gold_every_seconds: float = GOLD_EVERY_SECONDS,
 ) -> dict[str, Any]:
     """Drain the webhook topics through bronze, silver and gold; publish the run's figures."""
     logger = get_run_logger()
@@ -59,6 +62,7 @@ def microbatch(
         max_seconds=max_seconds,
         until_idle=until_idle,
         run_for_seconds=run_for_seconds,
+        gold_every_seconds=gold_every_seconds,
         call=_call_as_task,
         log=logger.info,
     )

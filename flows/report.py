@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flows.stages import StageReport
+if TYPE_CHECKING:
+    from flows.stages import StageReport
 
 
 @dataclass
@@ -36,15 +37,34 @@ class RunTotals:
             self.not_modelled += r.not_modelled
             self.seconds[r.stage] += r.seconds
             self.missing_models.update(r.missing_models)
-            if r.gate is not None:
-                self.gates[r.gate["suite"]] = r.gate
-                self.gate_results[r.gate["suite"]] = r.gate_result
+            for summary, result in zip(r.gates, r.gate_results, strict=True):
+                self.gates[summary["suite"]] = summary
+                self.gate_results[summary["suite"]] = result
             if r.stage == "bronze":
                 self.lag = r.lag
                 if r.oldest_unprocessed_age_s is not None:
                     self.oldest_unprocessed_age_s = max(
                         self.oldest_unprocessed_age_s or 0.0, r.oldest_unprocessed_age_s
                     )
+
+    def merge(self, other: RunTotals) -> None:
+        """Add another run's totals (a later run's lag and gates are the current ones)."""
+        self.batches += other.batches
+        for mine, theirs in (
+            (self.rows_in, other.rows_in),
+            (self.rows_out, other.rows_out),
+            (self.quarantined, other.quarantined),
+            (self.seconds, other.seconds),
+        ):
+            mine.update(theirs)
+        self.duplicates += other.duplicates
+        self.not_modelled += other.not_modelled
+        self.gates.update(other.gates)
+        self.gate_results.update(other.gate_results)
+        self.lag = other.lag or self.lag
+        ages = [a for a in (self.oldest_unprocessed_age_s, other.oldest_unprocessed_age_s) if a]
+        self.oldest_unprocessed_age_s = max(ages) if ages else None
+        self.missing_models |= other.missing_models
 
     @staticmethod
     def batch_line(reports: list[StageReport]) -> str:

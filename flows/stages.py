@@ -5,8 +5,9 @@ Each stage is idempotent and resumable, and commits atomically per table:
 - bronze: one Iceberg append per batch recording the next Kafka offsets in its snapshot summary,
   then the consumer-group commit (see ``ingest.consumer``);
 - silver: reads bronze appended after its watermark (the bronze snapshot id kept in its own
-  snapshot summary), gates the batch, appends quarantine rows (deduplicated by delivery) and then
-  the events (deduplicated by event id against the same days of silver) with the new watermark;
+  snapshot summary), gates the bronze batch and the events it yields, appends quarantine rows
+  (deduplicated by delivery) and then the events (deduplicated by event id against the same days
+  of silver) with the new watermark;
 - gold: scores silver rows appended after the scores table's watermark, and rebuilds
   ``gold.merchant_daily`` for the days those rows touch.
 
@@ -28,7 +29,6 @@ import pyarrow as pa
 
 from lakehouse.settings import Settings, get_settings
 from warehouse import tables as T
-from warehouse.recent import RecentAppends
 
 log = logging.getLogger("lakehouse.pipeline")
 
@@ -52,15 +52,21 @@ class StageReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     not_modelled: int = 0
-    gate: dict[str, Any] | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)
     oldest_unprocessed_age_s: float | None = None
     missing_models: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    gate_result: Any = field(default=None, repr=False)  # for Data Docs
+    gate_results: list[Any] = field(default_factory=list, repr=False)  # for Data Docs
+
+    def add_gate(self, result: Any) -> None:
+        """Record a gate's result (None: the batch was empty, nothing was gated)."""
+        if result is not None:
+            self.gates.append(result.to_dict())
+            self.gate_results.append(result)
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_result"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_results"}
 
 
 class Lakehouse:
@@ -69,6 +75,7 @@ class Lakehouse:
     def __init__(self, settings: Settings | None = None) -> None:
         from warehouse.catalog import get_catalog
         from warehouse.io import ensure_tables
+        from warehouse.recent import RecentAppends
 
         self.settings = settings or get_settings()
         self.catalog = get_catalog(self.settings)
@@ -110,8 +117,10 @@ class Lakehouse:
     def reader(self):
         if self._reader is None:
             from ingest.consumer import BatchReader
+            from ingest.reader_process import ReaderProcess
 
-            self._reader = BatchReader(
+            kind = ReaderProcess if self.settings.consumer_process else BatchReader
+            self._reader = kind(
                 self.settings.kafka_client_config(),
                 self.settings.consumer_group,
                 recorded_offsets=self.recorded_offsets,
@@ -258,7 +267,9 @@ def gate_params(settings: Settings) -> Any:
 def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> StageReport:
     """Bronze rows after silver's watermark → quarantine + deduplicated, gated silver events.
 
-    A failed gate raises ``GateFailed`` and commits nothing, unless an operator's ``decision``
+    Two gates: the bronze batch (``bronze_webhook_events``: one row per delivery, known topics,
+    a payload) and the events it yields (``silver_payment_events``). A failed gate raises
+    ``GateFailed`` and commits nothing, unless an operator's ``decision``
     accepts the batch or quarantines it whole (code ``GATE_REJECTED``); the decision is recorded
     in the snapshot summary of the commits it makes.
     """
@@ -273,18 +284,22 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     if new.num_rows == 0:
         return _timed(report, started)
     now = datetime.now(UTC)
-    split = split_bronze(lh, pl.from_arrow(new), now)
+    deliveries = pl.from_arrow(new)
+    arrived = run_gate(deliveries, "bronze_webhook_events", hold=True)
+    split = split_bronze(lh, deliveries, now)
     events, dropped = drop_seen(split.events, seen_event_ids(silver, split.events))
-    result = run_gate(events, "silver_payment_events", gate_params(lh.settings), hold=True)
-    report.gate, report.gate_result = (result.to_dict() if result else None), result
+    promoted = run_gate(events, "silver_payment_events", gate_params(lh.settings), hold=True)
+    report.add_gate(arrived)
+    report.add_gate(promoted)
     summary = {T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)}
     rejected = split.quarantine
-    if result is not None and not result.success:
+    failed = next((r for r in (arrived, promoted) if r is not None and not r.success), None)
+    if failed is not None:
         if decision is None:
-            raise GateFailed(result)
+            raise GateFailed(failed)
         summary["lakehouse.held-batch-decision"] = decision.note
         if decision.action == "quarantine":
-            rejected = pl.concat([rejected, _reject_whole(new, events, result, now)])
+            rejected = pl.concat([rejected, _reject_whole(new, events, failed, now)])
             events = events.clear()
     append(quarantine, _new_quarantine(quarantine, rejected).to_arrow(), summary=summary)
     lh.append(T.SILVER_PAYMENT_EVENTS, events.to_arrow(), summary=summary)
@@ -301,6 +316,7 @@ def _reject_whole(bronze: pa.Table, events: pl.DataFrame, result: Any, now: date
     failed = "; ".join(result.failed_expectations)
     rejected = events["delivery_id"].implode()
     rows = pl.from_arrow(bronze).filter(pl.col("delivery_id").is_in(rejected))
+    rows = rows.unique("delivery_id", keep="first", maintain_order=True)  # one row per delivery
     return rows.select(
         quarantine_id=pl.lit("silver:") + pl.col("delivery_id"),
         delivery_id="delivery_id",
@@ -377,8 +393,7 @@ def score_gold(lh: Lakehouse) -> StageReport:
     history = history_for(silver, events) if any(m is not None for m in models.values()) else None
     result = score_events(events, history, models, scored_at=datetime.now(UTC))
     report.missing_models = list(result.missing_models)
-    checked = run_gate(result.scores, "gold_payment_scores")
-    report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
+    report.add_gate(run_gate(result.scores, "gold_payment_scores"))
     append(scores_table, result.scores.to_arrow(), summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
     report.rows_out = result.scores.height
     return _timed(report, started)
@@ -398,7 +413,7 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
         return _timed(report, started)
     days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
     rows, checked = rebuild_days(lh, days, summary={T.SUMMARY_SOURCE_SNAPSHOT: str(new_wm)})
-    report.gate, report.gate_result = (checked.to_dict() if checked else None), checked
+    report.add_gate(checked)
     report.rows_out = rows
     return _timed(report, started)
 

@@ -8,6 +8,8 @@ from datetime import date
 import typer
 from rich.console import Console
 
+from flows.loop import GOLD_EVERY_SECONDS
+
 app = typer.Typer(help="Run a flow locally, without a Prefect server.", no_args_is_help=True)
 console = Console()
 
@@ -28,6 +30,9 @@ def microbatch(
     max_records: int = typer.Option(200_000, help="most records per bronze batch"),
     max_seconds: float = typer.Option(5.0, help="longest wait for one bronze batch"),
     run_for_seconds: float = typer.Option(3600.0, help="stop after this long in any case"),
+    gold_every_seconds: float = typer.Option(
+        GOLD_EVERY_SECONDS, help="gold catches up with silver at most this often (and at the end)"
+    ),
 ) -> None:
     """Drain the topics through bronze, silver and gold (warm loop)."""
     from flows.loop import publish_data_docs, run_loop, warm_lakehouse
@@ -41,6 +46,7 @@ def microbatch(
             max_seconds=max_seconds,
             until_idle=until_idle,
             run_for_seconds=run_for_seconds,
+            gold_every_seconds=gold_every_seconds,
             log=lambda line: console.print(line, highlight=False),
         )
     except GateFailed as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from flows import stages
 from flows.loop import run_loop
-from ingest.consumer import BatchReader
+from ingest.reader_process import ReaderProcess
 from warehouse import tables as T
 
 
@@ -49,11 +49,11 @@ def install(point: str, marker: Path) -> None:
     import warehouse.io as io
 
     if point == "mid-consume":
-        BatchReader.poll_batch = _after(BatchReader.poll_batch, marker)
+        ReaderProcess.poll_batch = _after(ReaderProcess.poll_batch, marker)
     elif point == "after-bronze":
         io.append = _after(io.append, marker, _is(T.BRONZE_WEBHOOK_EVENTS))
     elif point == "after-offsets":
-        BatchReader.commit = _after(BatchReader.commit, marker)
+        ReaderProcess.commit = _after(ReaderProcess.commit, marker)
     elif point == "after-quarantine":
         io.append = _after(io.append, marker, _is(T.SILVER_QUARANTINE))
     elif point == "after-silver":

@@ -16,11 +16,12 @@ import pytest
 
 from flows.held import run_release
 from flows.loop import run_loop
-from flows.stages import GateFailed, Lakehouse
+from flows.stages import GateFailed, Lakehouse, load_bronze
 from ingest.simulator.events import make_stripe_event
 from lakehouse.settings import get_settings
 from warehouse import connect
-from warehouse.tables import SILVER_PAYMENT_EVENTS
+from warehouse.io import append, scan
+from warehouse.tables import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ def drain(**kwargs) -> dict:
             until_idle=True,
             run_for_seconds=120,
             log=print,
+            **{k: v for k, v in kwargs.items() if k != "max_records"},
         ).as_dict()
     finally:
         lh.close()
@@ -168,6 +170,18 @@ def test_provider_retry_and_group_reset_leave_silver_and_gold_unchanged(deliveri
     )
 
 
+def test_a_run_ends_with_gold_caught_up_however_far_off_its_next_pass(deliveries) -> None:
+    paid = [make_stripe_event("payment_intent.succeeded") for _ in range(12)]
+    deliveries.send(paid[:4])
+    totals = drain(max_records=4, gold_every_seconds=3600)  # one gold pass, at the start
+    deliveries.send(paid[4:])
+    totals = drain(max_records=4, gold_every_seconds=3600)
+
+    assert totals["rows_in"]["bronze"] == 8 and totals["batches"] >= 2
+    assert count("SELECT count(*) FROM gold.payment_scores") == 12  # the last 8 too
+    assert count("SELECT sum(payments_succeeded) FROM gold.merchant_daily") == 12
+
+
 KILL_POINTS = ["mid-consume", "after-bronze", "after-offsets", "after-quarantine", "after-silver"]
 
 
@@ -235,6 +249,34 @@ def test_failing_gate_holds_the_batch_and_a_later_run_promotes_it_once_fixed(
     get_settings.cache_clear()
     drain()
     assert count("SELECT count(*) FROM silver.payment_events") == 5
+
+
+def test_a_bronze_batch_that_breaks_its_contract_is_held_until_an_operator_accepts_it(
+    deliveries,
+) -> None:
+    events = [make_stripe_event("payment_intent.succeeded") for _ in range(4)]
+    deliveries.send(events)
+    lh = Lakehouse()
+    try:
+        assert load_bronze(lh, 100, 10.0).rows_out == 4
+        # a second, misconfigured writer lands the same deliveries again
+        bronze = lh.table(BRONZE_WEBHOOK_EVENTS)
+        append(bronze, scan(bronze), summary={"writer": "misconfigured-backfill"})
+    finally:
+        lh.close()
+
+    with pytest.raises(GateFailed, match=r"bronze_webhook_events failed: .*unique\(delivery_id\)"):
+        drain()
+    assert count("SELECT count(*) FROM silver.payment_events") == 0  # nothing promoted
+
+    result = run_release("accept", by="ops@example.com", reason="duplicates of one writer")
+
+    assert result["rows_out"] == 4  # silver keeps one row per event
+    assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == 4
+    silver = Lakehouse().table(SILVER_PAYMENT_EVENTS)
+    assert silver.current_snapshot().summary["lakehouse.held-batch-decision"] == (
+        "accept by ops@example.com: duplicates of one writer"
+    )
 
 
 def test_operator_can_quarantine_a_held_batch_whole_and_the_decision_is_recorded(
