@@ -1,8 +1,9 @@
 """A small demo warehouse for the notebook tests, built once per module on the session broker.
 
 Three weeks of labelled history for 60 customers plus a few malformed deliveries go through the
-real micro-batch pipeline. The first two days arrive before any model has a champion (their score
-columns stay null, as in a fresh lakehouse); for the rest, stand-in champions score them: fixed
+real micro-batch pipeline. The first two days (at least up to the third failed payment, whatever
+hour the history ends at) arrive before any model has a champion (their score columns stay null,
+as in a fresh lakehouse); for the rest, stand-in champions score them: fixed
 logistic functions of a few real features, because training and registering three LightGBM models
 in MLflow takes over a minute here. Scoring, gates and ``gold.merchant_daily`` run as in
 production.
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from ml.registry import Champion
 
 DAYS, CUSTOMERS, SEED = 21, 60, 17
-UNSCORED_DAYS = 2  # history delivered before any champion exists
+UNSCORED_DAYS = 2  # history delivered before any champion exists …
+UNSCORED_FAILURES = 3  # … and at least this many failed payments in it
+FAILED_PAYMENT = "payment_intent.payment_failed"
 MALFORMED_EARLY, MALFORMED_LATE, REDELIVERED = 4, 8, 5
 
 
@@ -148,6 +151,10 @@ def demo_warehouse(
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     history = list(generate_history(DAYS, CUSTOMERS, seed=SEED, end=end, fraud_rate=0.2))
     cut = (end - timedelta(days=DAYS - UNSCORED_DAYS)).timestamp()
+    # the history depends on the hour it ends at: some hours' first two days hold no failed
+    # payment, so the cut also waits for a few (some failures must stay unscored, whatever hour)
+    failures = sorted(e["created"] for e in history if e["type"] == FAILED_PAYMENT)
+    cut = max(cut, failures[UNSCORED_FAILURES - 1] + 1)
     early = [e for e in history if e["created"] < cut]
     late = [e for e in history if e["created"] >= cut]
     rng = random.Random(SEED)
