@@ -129,20 +129,34 @@ class ReaderProcess:
         return self._proc.pid
 
     def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], pa.Buffer | None]:
+        failure: Exception | None = None
         try:
             _write_frame(self._to, request)
             while True:
                 header, body = _read_frame(self._from)
                 if header["op"] == "recorded_offsets":  # asked during a partition assignment
-                    offsets = dict(self._recorded_offsets())
-                    _write_frame(self._to, {"op": "recorded_offsets", "offsets": offsets})
+                    failure = self._answer_recorded_offsets() or failure
                     continue
+                # the request's own answer has come: the pipe is in step for the next one
+                if failure is not None:
+                    raise failure
                 if header["op"] == "error":
                     raise ReaderProcessError(f"broker reader: {header['message']}")
                 return header, body
         except (EOFError, BrokenPipeError) as exc:
             code = self._proc.wait(timeout=10)
             raise ReaderProcessError(f"the broker reader process exited ({code})") from exc
+
+    def _answer_recorded_offsets(self) -> Exception | None:
+        """Tell the child where bronze stopped; if that cannot be known, say so (the child's
+        poll then fails instead of waiting for an answer) and return the failure to raise."""
+        try:
+            offsets = dict(self._recorded_offsets())
+        except Exception as exc:  # noqa: BLE001 - raised once the child has answered
+            _write_frame(self._to, {"op": "recorded_offsets", "error": repr(exc)})
+            return exc
+        _write_frame(self._to, {"op": "recorded_offsets", "offsets": offsets})
+        return None
 
     def poll_batch(self, max_records: int, max_seconds: float) -> Batch:
         """As ``BatchReader.poll_batch``."""
@@ -213,6 +227,8 @@ class _Child:
         answer = self._answers.get()
         if answer is None:
             raise EOFError("the parent is gone")
+        if "error" in answer:
+            raise RuntimeError(f"bronze's recorded offsets are unknown: {answer['error']}")
         return answer["offsets"]
 
     def serve(self) -> None:

@@ -105,6 +105,25 @@ def test_on_assignment_the_child_asks_the_parent_where_bronze_stopped(clean_kafk
     assert batch.rows.column("offset").to_pylist() == list(range(start + 6, start + 10))
 
 
+def test_when_bronze_cannot_say_where_it_stopped_the_poll_fails_instead_of_hanging(
+    clean_kafka,
+) -> None:
+    _send(clean_kafka, 3)
+
+    def unknown() -> dict[str, int]:
+        raise OSError("catalog unreachable")
+
+    reader = _reader(unknown)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OSError, match="catalog unreachable"):
+            reader.poll_batch(10, 5.0)
+        assert time.monotonic() - started < 60
+        assert reader.lag() == {}  # the pipe is in step: this answer is the lag's, not the poll's
+    finally:
+        reader.close()
+
+
 def test_lag_counts_a_batch_read_ahead_but_not_handed_over(clean_kafka) -> None:
     _send(clean_kafka, 30)
     reader = _reader()
