@@ -20,8 +20,7 @@ class RunTotals:
     quarantined: Counter = field(default_factory=Counter)
     duplicates: int = 0
     not_modelled: int = 0
-    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gate_results: dict[str, Any] = field(default_factory=dict)
+    gate_results: dict[str, Any] = field(default_factory=dict)  # the latest per suite
     lag: dict[str, int] = field(default_factory=dict)
     oldest_unprocessed_age_s: float | None = None
     missing_models: set[str] = field(default_factory=set)
@@ -37,15 +36,19 @@ class RunTotals:
             self.not_modelled += r.not_modelled
             self.seconds[r.stage] += r.seconds
             self.missing_models.update(r.missing_models)
-            for summary, result in zip(r.gates, r.gate_results, strict=True):
-                self.gates[summary["suite"]] = summary
-                self.gate_results[summary["suite"]] = result
+            for result in r.gate_results:
+                self.gate_results[result.suite] = result
             if r.stage == "bronze":
                 self.lag = r.lag
                 if r.oldest_unprocessed_age_s is not None:
                     self.oldest_unprocessed_age_s = max(
                         self.oldest_unprocessed_age_s or 0.0, r.oldest_unprocessed_age_s
                     )
+
+    @property
+    def gates(self) -> dict[str, dict[str, Any]]:
+        """The latest result per suite, as JSON-ready summaries."""
+        return {suite: result.to_dict() for suite, result in self.gate_results.items()}
 
     def merge(self, other: RunTotals) -> None:
         """Add another run's totals (a later run's lag and gates are the current ones)."""
@@ -59,7 +62,6 @@ class RunTotals:
             mine.update(theirs)
         self.duplicates += other.duplicates
         self.not_modelled += other.not_modelled
-        self.gates.update(other.gates)
         self.gate_results.update(other.gate_results)
         self.lag = other.lag or self.lag
         ages = [a for a in (self.oldest_unprocessed_age_s, other.oldest_unprocessed_age_s) if a]

@@ -52,7 +52,6 @@ class StageReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     not_modelled: int = 0
-    gates: list[dict[str, Any]] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)
     oldest_unprocessed_age_s: float | None = None
     missing_models: list[str] = field(default_factory=list)
@@ -62,11 +61,16 @@ class StageReport:
     def add_gate(self, result: Any) -> None:
         """Record a gate's result (None: the batch was empty, nothing was gated)."""
         if result is not None:
-            self.gates.append(result.to_dict())
             self.gate_results.append(result)
 
+    @property
+    def gates(self) -> list[dict[str, Any]]:
+        """The gates' results as JSON-ready summaries."""
+        return [result.to_dict() for result in self.gate_results]
+
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_results"}
+        fields_ = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_results"}
+        return {**fields_, "gates": self.gates}
 
 
 class Lakehouse:

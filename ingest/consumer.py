@@ -42,13 +42,13 @@ class Batch:
         return self.rows.num_rows
 
 
-def _parse_ts(text: str | None, fallback: datetime | None) -> datetime | None:
+def _parse_ts(text: str | None) -> datetime | None:
     if not text:
-        return fallback
+        return None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        return fallback
+        return None
 
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -97,7 +97,7 @@ def _timestamps(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(text, _TS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some value is not ISO: per row
-        return pa.array([_parse_ts(v, None) for v in text.to_pylist()], _TS)
+        return pa.array([_parse_ts(v) for v in text.to_pylist()], _TS)
 
 
 def _columns(messages: list) -> pa.Table:
@@ -138,11 +138,6 @@ def _with_ingested_at(rows: pa.Table, ingested_at: datetime) -> pa.Table:
             rows.schema.get_field_index("received_at"), "received_at", pc.fill_null(received, at)
         )
     return rows.append_column(pa.field("ingested_at", _TS), pa.repeat(at, rows.num_rows))
-
-
-def messages_to_arrow(messages: list, ingested_at: datetime) -> pa.Table:
-    """Bronze rows from confluent_kafka messages (received-at falls back to ``ingested_at``)."""
-    return _with_ingested_at(_columns(messages), ingested_at)
 
 
 #: Not errors of the data: end of a partition, a topic still being created after a reset.

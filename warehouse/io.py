@@ -282,7 +282,7 @@ def commit_rewrite(
             overwrite.delete_data_file(data_file)
         if rows.num_rows:
             rows = sort_for_write(table, conform(table, rows))
-            for data_file in _dataframe_to_data_files(table.metadata, rows, table.io):
+            for data_file in _data_files(table.metadata, rows, table.io, overwrite.commit_uuid):
                 overwrite.append_data_file(data_file)
     tx.commit_transaction()
     return _current_id(table)

@@ -153,3 +153,19 @@ class TopicTail:
 def headers_of(msg: Message) -> dict[str, str]:
     """A message's headers as text."""
     return {name: value.decode() for name, value in msg.headers() or []}
+
+
+def read_rows(reader: Any, expected: int, max_records: int) -> tuple[list[dict], dict]:
+    """Bronze rows from ``reader`` (in-process or child) until ``expected`` arrived, in batches of
+    at most ``max_records``; and the next offsets the batches reported. Closes the reader."""
+    rows: list[dict] = []
+    offsets: dict = {}
+    try:
+        while len(rows) < expected:
+            batch = reader.poll_batch(max_records, 10.0)
+            assert batch.size, f"only {len(rows)} of {expected} messages arrived"
+            rows += batch.rows.to_pylist()
+            offsets.update(batch.next_offsets)
+    finally:
+        reader.close()
+    return rows, offsets

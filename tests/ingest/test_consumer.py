@@ -15,6 +15,7 @@ from ingest.messages import build_message
 from ingest.simulator.events import make_stripe_event
 from lakehouse.settings import get_settings
 from tests.conftest import KafkaForTest
+from tests.ingest import read_rows
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +35,7 @@ def _read_all(expected: int) -> tuple[list[dict], dict]:
         recorded_offsets=dict,
         session_timeout_ms=6000,
     )
-    rows: list[dict] = []
-    offsets: dict = {}
-    try:
-        while len(rows) < expected:
-            batch = reader.poll_batch(1000, 10.0)
-            assert batch.size, f"only {len(rows)} of {expected} messages arrived"
-            rows += batch.rows.to_pylist()
-            offsets.update(batch.next_offsets)
-    finally:
-        reader.close()
-    return rows, offsets
+    return read_rows(reader, expected, max_records=1000)
 
 
 def test_receiver_messages_become_bronze_rows_with_their_headers(clean_kafka) -> None:

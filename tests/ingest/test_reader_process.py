@@ -21,6 +21,7 @@ from ingest.messages import build_message
 from ingest.reader_process import ReaderProcess, ReaderProcessError
 from ingest.simulator.events import make_stripe_event
 from lakehouse.settings import get_settings
+from tests.ingest import read_rows
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -68,16 +69,7 @@ def _start_offset(kafka) -> int:
 
 def test_batches_come_back_whole_with_their_offsets(clean_kafka) -> None:
     bodies = _send(clean_kafka, 25)
-    reader = _reader()
-    try:
-        rows, offsets = [], {}
-        while len(rows) < 25:
-            batch = reader.poll_batch(10, 10.0)
-            assert batch.size, f"only {len(rows)} of 25 arrived"
-            rows += batch.rows.to_pylist()
-            offsets.update(batch.next_offsets)
-    finally:
-        reader.close()
+    rows, offsets = read_rows(_reader(), 25, max_records=10)
 
     assert [r["payload"] for r in rows] == [b.decode() for b in bodies]  # one partition: in order
     assert {r["topic"] for r in rows} == {topics.PAYMENT_INTENT}
