@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 install: $(STAMP) ## create .venv with the locked dependencies
 
 broker-jars: $(STAMP) ## fetch the local broker's jars from Maven Central (once)
-	$(BIN)/python -c "from lakehouse.broker import ensure_jars; from lakehouse.settings import get_settings; print(ensure_jars(get_settings().cache_dir))"
+	$(BIN)/python -c "from lakehouse.broker import ensure_jars; from settings import get_settings; print(ensure_jars(get_settings().cache_dir))"
 
 chromium: ## Debian's Chromium for the Prefect UI test (Playwright drives /usr/bin/chromium)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.settings import Settings
+from settings import Settings
 from warehouse.catalog import get_catalog
 from warehouse.duck import connect
 from warehouse.io import append, ensure_table

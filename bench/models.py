@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from ingest.messages import build_message
-from ingest.simulator.events import encode
-from ingest.simulator.history import generate_history
 from ml.features import build_features, with_retry_delay
 from ml.metrics import recommend
 from ml.registry import Champion
 from ml.scoring import ELIGIBLE_TYPES, ScoreResult, score_events
 from ml.train import TrainedModel, datasets, train_model
+from simulator.events import encode
+from simulator.history import generate_history
 from transforms.events import to_silver
 from warehouse.tables import BRONZE_WEBHOOK_EVENTS
 

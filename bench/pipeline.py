@@ -214,7 +214,7 @@ def private_stack(folder: Path):
     print(f"broker at {broker.bootstrap} in {time.perf_counter() - started:.1f} s", flush=True)
     os.environ["LAKEHOUSE_HOME"] = str(folder / "home")
     os.environ["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     get_settings.cache_clear()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -238,8 +238,8 @@ def last_json(text: str) -> dict[str, Any]:
 # --- 1. load -------------------------------------------------------------------------------------
 def worker_load(events: int) -> None:
     """Child: write ``events`` deliveries to the topics with the direct writer."""
-    from ingest.simulator import direct, stream
-    from lakehouse.settings import get_settings
+    from settings import get_settings
+    from simulator import direct, stream
 
     start = stream_start()
 
@@ -483,9 +483,9 @@ def print_drain(events: int, d: Drain) -> None:
 # --- 3. latency ----------------------------------------------------------------------------------
 def worker_send(url: str, rate: float, seconds: float) -> None:
     """Child: signed deliveries of the seeded stream at ``rate`` for ``seconds``."""
-    from ingest.simulator.send import send_payloads
-    from ingest.simulator.stream import generate_payloads
-    from lakehouse.settings import get_settings
+    from settings import get_settings
+    from simulator.send import send_payloads
+    from simulator.stream import generate_payloads
 
     secret = get_settings().stripe_webhook_secrets[0]
     count = int(rate * seconds)

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.settings import Settings, get_settings
+from settings import Settings, get_settings
 from warehouse import tables as T
 
 log = logging.getLogger("lakehouse.pipeline")

@@ -13,13 +13,7 @@ from datetime import datetime
 import orjson
 
 from ingest import topics
-
-PROVIDER_STRIPE = "stripe"
-
-# DLQ reasons (the same codes silver.quarantine uses for these deliveries)
-INVALID_JSON = "INVALID_JSON"
-MISSING_EVENT_ID = "MISSING_EVENT_ID"
-MISSING_EVENT_TYPE = "MISSING_EVENT_TYPE"
+from settings.names import INVALID_JSON, MISSING_EVENT_ID, MISSING_EVENT_TYPE, PROVIDER_STRIPE
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ingest.logs import request_id_from, request_id_var
 from ingest.metrics import ReceiverMetrics
 from ingest.producer import AsyncProducer, producer_config
 from ingest.responses import ErrorResponse, Health, WebhookAccepted
-from lakehouse.settings import Settings, get_settings
+from settings import Settings, get_settings
 
 log = logging.getLogger("ingest.receiver")
 

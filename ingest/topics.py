@@ -1,4 +1,4 @@
-"""Topics of DESIGN.md, routing of event types to them, message headers, and topic creation.
+"""Routing of event types to topics (named in ``settings.names``) and topic creation.
 
 A message's value is the request body exactly as received; its key is the merchant (Stripe
 ``account``, else ``data.object.metadata.merchant_id``), else the event id, so one merchant's events
@@ -9,25 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-PAYMENT_INTENT = "webhooks.stripe.payment_intent"
-CHARGE = "webhooks.stripe.charge"
-REFUND = "webhooks.stripe.refund"
-DISPUTE = "webhooks.stripe.dispute"
-OTHER = "webhooks.stripe.other"
-DLQ = "webhooks.dlq"
-
-#: Topics the receiver writes verified, routable Stripe events to.
-EVENT_TOPICS: tuple[str, ...] = (PAYMENT_INTENT, CHARGE, REFUND, DISPUTE, OTHER)
-#: Every topic the stack creates and the bronze loader consumes.
-ALL_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, DLQ)
-
-# Header names (values are UTF-8 bytes).
-H_PROVIDER = "provider"
-H_EVENT_ID = "event-id"
-H_EVENT_TYPE = "event-type"
-H_RECEIVED_AT = "received-at"  # ISO 8601 UTC, microseconds
-H_REQUEST_ID = "request-id"
-H_DLQ_REASON = "dlq-reason"  # only on webhooks.dlq: INVALID_JSON, MISSING_EVENT_ID, ...
+from settings.names import (  # noqa: F401 - the topic and header names, re-exported
+    ALL_TOPICS,
+    CHARGE,
+    DISPUTE,
+    DLQ,
+    EVENT_TOPICS,
+    H_DLQ_REASON,
+    H_EVENT_ID,
+    H_EVENT_TYPE,
+    H_PROVIDER,
+    H_RECEIVED_AT,
+    H_REQUEST_ID,
+    H_SOURCE,
+    OTHER,
+    PAYMENT_INTENT,
+    REFUND,
+)
 
 _REFUND_TYPES = frozenset({"charge.refunded", "charge.refund.updated"})
 

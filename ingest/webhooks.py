@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from ingest import signature
 from ingest.messages import OutgoingMessage, build_message
 from ingest.producer import AsyncProducer, Delivery, ProduceError
-from lakehouse.settings import Settings
+from settings import Settings
 
 #: Seconds a provider is asked to wait after a 503.
 RETRY_AFTER_S = 5

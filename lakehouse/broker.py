@@ -283,7 +283,7 @@ def end_offsets(client_config: dict[str, str], topics: tuple[str, ...]) -> dict[
 
 def from_settings() -> LocalBroker:
     """The embedded broker described by the settings."""
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     s = get_settings()
     return LocalBroker(

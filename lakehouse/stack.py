@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.broker import port_is_free
-from lakehouse.settings import Settings
+from settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 PREFECT_FILE = REPO / "prefect.yaml"

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from lakehouse.settings import Settings, get_settings
 from ml.features import design_matrix
+from settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import lightgbm as lgb

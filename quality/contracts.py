@@ -18,29 +18,13 @@ from typing import Annotated
 import pandera.polars as pa
 import polars as pl
 
-from ingest.messages import INVALID_JSON, MISSING_EVENT_ID, MISSING_EVENT_TYPE
-from ingest.topics import ALL_TOPICS
+from settings.names import ALL_TOPICS, DLQ_REASONS, ERROR_CODES, PROVIDER_STRIPE
 from transforms.currency import EXPONENTS
 from transforms.normalize import EVENT_TYPES, NULL_STRINGS, UNIFIED_TYPES
 
 Timestamp = Annotated[pl.Datetime, "us", "UTC"]
 Amount = Annotated[pl.Decimal, 20, 3]
 
-#: Every code ``silver.quarantine.error_code`` may hold.
-ERROR_CODES: tuple[str, ...] = (
-    INVALID_JSON,
-    MISSING_EVENT_ID,
-    MISSING_EVENT_TYPE,
-    "MISSING_DATA_OBJECT",
-    "MISSING_OBJECT_ID",
-    "INVALID_FIELD_TYPE",
-    "INVALID_AMOUNT",
-    "INVALID_AMOUNT_NEGATIVE",
-    "INVALID_AMOUNT_TOO_LARGE",
-    "INVALID_CURRENCY",
-    "ROW_CONTRACT",
-    "GATE_REJECTED",  # a held batch an operator quarantined whole (flows.stages)
-)
 COUNTRY = r"^[A-Z]{2}$"
 
 
@@ -59,7 +43,7 @@ class BronzeWebhookEvent(_Contract):
     """``bronze.webhook_events``: one row per delivery (broker message)."""
 
     delivery_id: str = pa.Field(unique=True)
-    provider: str = pa.Field(isin=["stripe"])
+    provider: str = pa.Field(isin=[PROVIDER_STRIPE])
     event_id: str = pa.Field(nullable=True)
     event_type: str = pa.Field(nullable=True)
     topic: str = pa.Field(isin=list(ALL_TOPICS))
@@ -67,9 +51,7 @@ class BronzeWebhookEvent(_Contract):
     offset: pl.Int64 = pa.Field(ge=0)
     message_key: str = pa.Field(nullable=True)
     payload: str
-    dlq_reason: str = pa.Field(
-        nullable=True, isin=[INVALID_JSON, MISSING_EVENT_ID, MISSING_EVENT_TYPE]
-    )
+    dlq_reason: str = pa.Field(nullable=True, isin=list(DLQ_REASONS))
     request_id: str = pa.Field(nullable=True)
     received_at: Timestamp
     ingested_at: Timestamp
@@ -79,7 +61,7 @@ class SilverPaymentEvent(_Contract):
     """``silver.payment_events``: one row per provider event id."""
 
     event_id: str = pa.Field(unique=True, str_matches=r"^[a-z]+:evt_\w+$")
-    provider: str = pa.Field(isin=["stripe"])
+    provider: str = pa.Field(isin=[PROVIDER_STRIPE])
     provider_event_id: str = pa.Field(str_matches=r"^evt_\w+$")
     event_type: str = pa.Field(isin=list(UNIFIED_TYPES))
     provider_event_type: str = pa.Field(isin=list(EVENT_TYPES))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ingest.topics import ALL_TOPICS
+from settings.names import ALL_TOPICS
 from transforms.normalize import UNIFIED_TYPES
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.broker import LocalBroker, free_port
-from lakehouse.settings import get_settings
+from settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
 #: Broker jars are fetched once per checkout and shared by every test broker.

@@ -19,7 +19,7 @@ from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
-from lakehouse.settings import Settings, get_settings
+from settings import Settings, get_settings
 from warehouse.tables import ALL_TABLES, TableSpec
 
 ArrayLike = pa.Array | pa.ChunkedArray

@@ -13,7 +13,7 @@ console = Console()
 
 
 def _external_or_none() -> str | None:
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     return get_settings().kafka_bootstrap_servers
 
@@ -52,7 +52,7 @@ def status() -> None:
     """Whether the broker runs, and the end offset of every topic."""
     from ingest.topics import ALL_TOPICS
     from lakehouse.broker import end_offsets, from_settings
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     if settings.uses_embedded_broker:

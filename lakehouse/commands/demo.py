@@ -52,7 +52,7 @@ def demo(
 ) -> None:
     """Run the platform end to end on the embedded stack and show the results."""
     from lakehouse import stack
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     console.rule("1/5 starting the local stack")
@@ -72,10 +72,10 @@ def demo(
 
 
 def _write_history(days: int, customers: int) -> int:
-    from ingest.simulator.direct import write_bodies
-    from ingest.simulator.events import encode
-    from ingest.simulator.history import generate_history
-    from lakehouse.settings import get_settings
+    from settings import get_settings
+    from simulator.direct import write_bodies
+    from simulator.events import encode
+    from simulator.history import generate_history
 
     events = generate_history(days, customers, seed=7)
     report = write_bodies(
@@ -90,7 +90,7 @@ def _caught_up() -> bool:
     """No lag on the topics, and every layer has read the newest snapshot of the one below."""
     from flows.stages import Lakehouse, watermark
     from lakehouse import stack
-    from lakehouse.settings import get_settings
+    from settings import get_settings
     from warehouse import tables as T
 
     if any(stack.topic_lag(get_settings()).values()):
@@ -145,8 +145,8 @@ def _print_models(summary: dict) -> None:
 
 
 def _send_webhooks(settings, count: int):
-    from ingest.simulator.send import send_one, send_payloads
-    from ingest.simulator.stream import generate_payloads
+    from simulator.send import send_one, send_payloads
+    from simulator.stream import generate_payloads
 
     url = f"http://{settings.receiver_host}:{settings.receiver_port}/webhooks/stripe"
     secret = settings.stripe_webhook_secrets[0]

@@ -38,8 +38,8 @@ def history(
     concurrency: Annotated[int, typer.Option(min=1, help="requests in flight (HTTP mode)")] = 32,
 ) -> None:
     """Generate the labelled history (fraud, declines and retries, churn) and deliver it."""
-    from ingest.simulator.events import encode
-    from ingest.simulator.history import generate_history
+    from simulator.events import encode
+    from simulator.history import generate_history
 
     end_utc = end.replace(tzinfo=end.tzinfo or UTC) if end else None
     events = generate_history(days, customers, merchants, seed, end_utc, fraud_rate=fraud_rate)
@@ -68,9 +68,9 @@ def _write_direct(
     bodies: Iterable[bytes], progress: Callable[[int], None]
 ) -> tuple[list[str], bool]:
     """Messages as the receiver would write them, straight to the topics; summary lines, ok."""
-    from ingest.simulator.direct import write_bodies
     from ingest.topics import ensure_topics
-    from lakehouse.settings import get_settings
+    from settings import get_settings
+    from simulator.direct import write_bodies
 
     settings = get_settings()
     client_config = settings.kafka_client_config()
@@ -92,8 +92,8 @@ def _send(
     """Signed webhooks to the receiver; summary lines, and whether every one was accepted."""
     import asyncio
 
-    from ingest.simulator.send import send_payloads
     from lakehouse.commands.simulate import _target
+    from simulator.send import send_payloads
 
     url, secret = _target(url, None)
     summary = asyncio.run(

@@ -14,7 +14,7 @@ def mlflow_ui(
     port: Annotated[int | None, typer.Option(help="port [default: LAKEHOUSE_MLFLOW_PORT]")] = None,
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 (runs, metrics, registered models and their aliases)."""
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)

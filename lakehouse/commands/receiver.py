@@ -24,7 +24,7 @@ def serve(
     from pydantic import ValidationError
 
     from ingest.logs import log_config
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     try:
         settings = get_settings()

@@ -52,7 +52,7 @@ MalformedOption = Annotated[
 
 
 def _target(url: str | None, secret: str | None) -> tuple[str, str]:
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     host = "127.0.0.1" if settings.receiver_host in ("0.0.0.0", "::") else settings.receiver_host
@@ -95,8 +95,8 @@ def send(
     """Send one signed Stripe event; print the status and the response body."""
     import httpx
 
-    from ingest.simulator.events import encode, make_stripe_event
-    from ingest.simulator.send import send_one
+    from simulator.events import encode, make_stripe_event
+    from simulator.send import send_one
 
     url, secret = _target(url, secret)
     event = make_stripe_event(event_type, rng=random.Random(seed))
@@ -133,8 +133,8 @@ def generate(
     import asyncio
     from datetime import UTC, datetime
 
-    from ingest.simulator.send import send_payloads
-    from ingest.simulator.stream import generate_payloads
+    from simulator.send import send_payloads
+    from simulator.stream import generate_payloads
 
     url, secret = _target(url, secret)
     total = count if count is not None else max(1, int(rate * duration))
@@ -182,9 +182,9 @@ def load(
 
     Messages are exactly those the receiver would write. Exits 1 if any delivery failed.
     """
-    from ingest.simulator.direct import load as load_direct
     from ingest.topics import ensure_topics
-    from lakehouse.settings import get_settings
+    from settings import get_settings
+    from simulator.direct import load as load_direct
 
     settings = get_settings()
     client_config = settings.kafka_client_config()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lakehouse.settings import Settings
+    from settings import Settings
 
 console = Console()
 
@@ -18,7 +18,7 @@ console = Console()
 def up() -> None:
     """Start the broker, Prefect (server, deployments, worker), the receiver and the MLflow UI."""
     from lakehouse import stack
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     try:
@@ -38,7 +38,7 @@ def up() -> None:
 def down() -> None:
     """Stop every part of the local stack (data stays for the next `lakehouse up`)."""
     from lakehouse import stack
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     with console.status("stopping…"):
         stopped = stack.down(get_settings())
@@ -49,7 +49,7 @@ def down() -> None:
 def status() -> None:
     """Each part running or not, consumer lag per topic, and the freshness of every table."""
     from lakehouse import stack
-    from lakehouse.settings import get_settings
+    from settings import get_settings
 
     settings = get_settings()
     parts = stack.parts_status(settings)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from lakehouse import stack
-from lakehouse.settings import Settings
+from settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = REPO / "deployments"

@@ -17,8 +17,8 @@ import pytest
 from flows.held import run_release
 from flows.loop import run_loop
 from flows.stages import GateFailed, Lakehouse, load_bronze
-from ingest.simulator.events import make_stripe_event
-from lakehouse.settings import get_settings
+from settings import get_settings
+from simulator.events import make_stripe_event
 from warehouse import connect
 from warehouse.io import append, scan
 from warehouse.tables import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS

@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 from ingest import topics
 from ingest.consumer import BatchReader, partition_key
 from ingest.messages import build_message
-from ingest.simulator.events import make_stripe_event
-from lakehouse.settings import get_settings
+from settings import get_settings
+from simulator.events import make_stripe_event
 from tests.conftest import KafkaForTest
 from tests.ingest import read_rows
 

@@ -19,8 +19,8 @@ from ingest import topics
 from ingest.consumer import partition_key
 from ingest.messages import build_message
 from ingest.reader_process import ReaderProcess, ReaderProcessError
-from ingest.simulator.events import make_stripe_event
-from lakehouse.settings import get_settings
+from settings import get_settings
+from simulator.events import make_stripe_event
 from tests.ingest import read_rows
 
 pytestmark = pytest.mark.integration

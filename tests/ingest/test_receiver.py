@@ -18,7 +18,7 @@ from ingest import topics
 from ingest.logs import JsonFormatter
 from ingest.receiver import create_app
 from ingest.responses import WebhookAccepted
-from lakehouse.settings import get_settings
+from settings import get_settings
 from tests.ingest import (
     JSON,
     OLD_SECRET,

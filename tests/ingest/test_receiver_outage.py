@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest import topics
 from ingest.receiver import create_app
 from lakehouse.broker import LocalBroker
-from lakehouse.settings import get_settings
+from settings import get_settings
 from tests.ingest import SECRET, TopicTail, encode, headers_of, make_event, serve, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from ingest.topics import ALL_TOPICS, PAYMENT_INTENT
 from lakehouse.broker import BrokerError, LocalBroker, end_offsets, free_port
 from lakehouse.cli import app
-from lakehouse.settings import get_settings
+from settings import get_settings
 from tests.conftest import JAR_CACHE
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 
 from ingest.messages import build_message
-from ingest.simulator.events import encode
-from ingest.simulator.history import generate_history
 from ml.train import TrainedModel, train_all
+from simulator.events import encode
+from simulator.history import generate_history
 from transforms.events import to_silver
 from warehouse.tables import BRONZE_WEBHOOK_EVENTS
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from ingest.simulator.history import generate_history
 from lakehouse.broker import free_port
 from lakehouse.cli import app
+from simulator.history import generate_history
 from tests.ml import END, ROUNDS, mlflow_store, small_silver
 
 runner = CliRunner()

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from ingest.simulator.history import RETRY_DELAYS_H, generate_history
 from ml.features import build_features, with_retry_delay
 from ml.labels import retry_labels
 from ml.metrics import delay_bucket
+from simulator.history import RETRY_DELAYS_H, generate_history
 from tests.ml import END, bronze_frame, small_silver
 from transforms.events import to_silver
 

@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lakehouse.settings import get_settings
 from ml import registry
 from ml.train import Dataset, TrainedModel, datasets, train_model
+from settings import get_settings
 from tests.ml import ROUNDS, mlflow_store, small_silver, trained_small
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from lakehouse.settings import get_settings
+from settings import get_settings
 from tests.conftest import KafkaForTest, commit_group_offsets, end_offsets_of
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def drain() -> int:
 
 def _bodies(events: list[dict], rng: random.Random, count: int) -> list[bytes | dict]:
     """The events, with ``count`` malformed copies of some of them spread in."""
-    from ingest.simulator.stream import MALFORMED_KINDS, malform
+    from simulator.stream import MALFORMED_KINDS, malform
 
     bodies: list[bytes | dict] = list(events)
     for i in range(count):
@@ -141,8 +141,8 @@ def demo_warehouse(
     session_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> DemoWarehouse:
     from flows import stages
-    from ingest.simulator.events import encode
-    from ingest.simulator.history import generate_history
+    from simulator.events import encode
+    from simulator.history import generate_history
     from tests.flows.conftest import Deliveries
 
     started = time.monotonic()

@@ -70,7 +70,7 @@ def _pass(home: Path) -> list:
             "%reset -f\n"
             "import os\n"
             f"os.environ['LAKEHOUSE_HOME'] = {str(home)!r}\n"
-            "from lakehouse.settings import get_settings\n"
+            "from settings import get_settings\n"
             "get_settings.cache_clear()\n"
             "del os, get_settings"
         )

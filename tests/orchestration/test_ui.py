@@ -20,11 +20,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from ingest.simulator.direct import write_bodies
-from ingest.simulator.events import encode, make_stripe_event
 from lakehouse import stack
 from lakehouse.broker import LocalBroker
-from lakehouse.settings import get_settings
+from settings import get_settings
+from simulator.direct import write_bodies
+from simulator.events import encode, make_stripe_event
 from tests.orchestration.conftest import LocalPrefect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

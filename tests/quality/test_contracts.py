@@ -9,7 +9,6 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from ingest.simulator.stream import generate_payloads
 from quality.contracts import (
     BronzeWebhookEvent,
     ContractError,
@@ -18,6 +17,7 @@ from quality.contracts import (
     SilverQuarantine,
     check_rows,
 )
+from simulator.stream import generate_payloads
 from tests.transforms.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from ingest.simulator.events import make_stripe_event
 from quality.gates import GateResult, build_data_docs, gate, warm_up
 from quality.suites import SUITES, GateParams, build_suite
+from simulator.events import make_stripe_event
 from tests.transforms.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 

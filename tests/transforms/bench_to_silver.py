@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from ingest.simulator.stream import generate_payloads
+from simulator.stream import generate_payloads
 from tests.transforms.bronze import bronze_frame
 from transforms.events import to_silver
 

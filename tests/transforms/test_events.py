@@ -11,8 +11,8 @@ import orjson
 import polars as pl
 import pytest
 
-from ingest.simulator.events import MISSING, make_stripe_event
-from ingest.simulator.stream import EXPECTED_REJECTION, generate_payloads, malform
+from simulator.events import MISSING, make_stripe_event
+from simulator.stream import EXPECTED_REJECTION, generate_payloads, malform
 from tests.transforms.bronze import bronze_frame, bronze_row
 from transforms.events import SilverSplit, drop_seen, to_silver
 from transforms.normalize import EVENT_TYPES

@@ -9,7 +9,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from ingest.simulator.events import make_stripe_event
+from simulator.events import make_stripe_event
 from tests.transforms.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 from warehouse.tables import GOLD_MERCHANT_DAILY

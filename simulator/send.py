@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ingest.simulator.signing import signed_headers
+from simulator.signing import signed_headers
 
 #: Called with the outcome of each delivery (``"200"``, ``"400"``, ``"error:ConnectError"``).
 OnResponse = Callable[[str], None]

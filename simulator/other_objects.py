@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ingest.simulator.parties import Customer, Payment
-from ingest.simulator.payment_objects import suffix, timestamp
-from ingest.simulator.reference import NETWORK_REASON_CODES, Merchant
+from simulator.parties import Customer, Payment
+from simulator.payment_objects import suffix, timestamp
+from simulator.reference import NETWORK_REASON_CODES, Merchant
 
 
 def refund_object(

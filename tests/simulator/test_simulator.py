@@ -14,7 +14,8 @@ import stripe
 
 from ingest import topics
 from ingest.messages import build_message
-from ingest.simulator import (
+from lakehouse.broker import free_port
+from simulator import (
     CURRENCY_EXPONENT,
     EXPECTED_REJECTION,
     MALFORMED_KINDS,
@@ -26,8 +27,7 @@ from ingest.simulator import (
     make_stripe_event,
     signature_header,
 )
-from ingest.simulator.direct import bulk_messages, write_bodies
-from lakehouse.broker import free_port
+from simulator.direct import bulk_messages, write_bodies
 
 T0 = datetime(2024, 7, 1, 12, tzinfo=UTC)
 ROUTED = {

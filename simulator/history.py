@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 
-from ingest.simulator.history_facts import (
+from simulator.history_facts import (
     EUROZONE,
     FRAUD_COUNTRIES,
     FRAUD_DECLINES,
@@ -58,8 +58,8 @@ from ingest.simulator.history_facts import (
     render,
     weighted,
 )
-from ingest.simulator.parties import Card, Customer, Payment, new_card, new_customer
-from ingest.simulator.reference import CURRENCY_EXPONENT, TYPICAL_AMOUNT, Merchant
+from simulator.parties import Card, Customer, Payment, new_card, new_customer
+from simulator.reference import CURRENCY_EXPONENT, TYPICAL_AMOUNT, Merchant
 
 __all__ = ["RETRY_DELAYS_H", "generate_history"]
 

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from ingest.simulator import other_objects as other
-from ingest.simulator import payment_objects as pay
-from ingest.simulator.events import encode, envelope, new_request
-from ingest.simulator.parties import (
+from simulator import other_objects as other
+from simulator import payment_objects as pay
+from simulator.events import encode, envelope, new_request
+from simulator.parties import (
     Card,
     Customer,
     Payment,
@@ -33,7 +33,7 @@ from ingest.simulator.parties import (
     new_payment,
     weighted,
 )
-from ingest.simulator.reference import (
+from simulator.reference import (
     ASYNC_METHOD,
     CURRENCY_EXPONENT,
     DECLINE_WEIGHTS,

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from ingest import topics
 from ingest.messages import build_message
-from ingest.simulator.stream import DEFAULT_START, generate_payloads
+from simulator.stream import DEFAULT_START, generate_payloads
 
 Progress = Callable[[int], None]
 

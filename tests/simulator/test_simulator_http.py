@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from ingest import topics
 from ingest.receiver import create_app
-from ingest.simulator.send import send_payloads
-from ingest.simulator.stream import generate_payloads
 from lakehouse.broker import free_port
 from lakehouse.cli import app
-from lakehouse.settings import get_settings
+from settings import get_settings
+from simulator.send import send_payloads
+from simulator.stream import generate_payloads
 from tests.ingest import SECRET, TopicTail, headers_of, serve
 
 runner = CliRunner()

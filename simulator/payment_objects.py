@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ingest.simulator.parties import Card, Payment
-from ingest.simulator.reference import DECLINES, Decline
+from simulator.parties import Card, Payment
+from simulator.reference import DECLINES, Decline
 
 #: ISO 8583 response codes the networks return with each decline.
 _NETWORK_DECLINE_CODES = {

@@ -1,4 +1,4 @@
-"""Parts of the labelled history (``ingest.simulator.history``): the world's reference tables,
+"""Parts of the labelled history (``simulator.history``): the world's reference tables,
 its calendar (local time, pay days), fast Stripe-shaped ids, and how one simulated fact becomes a
 Stripe event through the simulator's object builders.
 """
@@ -12,11 +12,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ingest.simulator import other_objects as other
-from ingest.simulator import payment_objects as pay
-from ingest.simulator.events import envelope, new_request
-from ingest.simulator.parties import Card, Customer, Payment
-from ingest.simulator.reference import Merchant
+from simulator import other_objects as other
+from simulator import payment_objects as pay
+from simulator.events import envelope, new_request
+from simulator.parties import Card, Customer, Payment
+from simulator.reference import Merchant
 
 RETRY_DELAYS_H = (1, 6, 24, 72)
 #: Home countries of merchants and customers, their weight, currency and UTC offset.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ingest.simulator.reference import (
+from simulator.reference import (
     CARD_BRANDS,
     CARD_FUNDING,
     CURRENCY_EXPONENT,

@@ -16,8 +16,8 @@ Modules, from the vocabulary up:
 ``send`` and ``direct`` load httpx / confluent_kafka and are imported on their own.
 """
 
-from ingest.simulator.events import MISSING, encode, envelope, make_stripe_event, objects_for
-from ingest.simulator.parties import (
+from simulator.events import MISSING, encode, envelope, make_stripe_event, objects_for
+from simulator.parties import (
     Card,
     Customer,
     Payment,
@@ -27,9 +27,9 @@ from ingest.simulator.parties import (
     new_payment,
     random_amount,
 )
-from ingest.simulator.reference import API_VERSION, CURRENCY_EXPONENT, DECLINES, MERCHANTS, Merchant
-from ingest.simulator.signing import sign, signature_header
-from ingest.simulator.stream import (
+from simulator.reference import API_VERSION, CURRENCY_EXPONENT, DECLINES, MERCHANTS, Merchant
+from simulator.signing import sign, signature_header
+from simulator.stream import (
     EXPECTED_REJECTION,
     MALFORMED_KINDS,
     Payload,

@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from ingest.simulator import other_objects as other
-from ingest.simulator import payment_objects as pay
-from ingest.simulator.parties import (
+from simulator import other_objects as other
+from simulator import payment_objects as pay
+from simulator.parties import (
     Card,
     Customer,
     Payment,
@@ -38,7 +38,7 @@ from ingest.simulator.parties import (
     unix,
     weighted,
 )
-from ingest.simulator.reference import (
+from simulator.reference import (
     API_VERSION,
     ASYNC_METHOD,
     DECLINE_WEIGHTS,
