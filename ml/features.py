@@ -11,7 +11,7 @@ that starts ``LOOKBACK`` before the batch gives the same values as training on t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -20,6 +20,8 @@ from ml.windows import KeyedWindows, keyed_windows
 
 LOOKBACK = timedelta(days=30)
 _LOOKBACK_S = int(LOOKBACK.total_seconds())
+#: How far before a batch the history read to score it reaches (``history_start``).
+HISTORY = timedelta(days=35)
 H, D = 3600, 86400
 
 # fmt: off
@@ -101,6 +103,11 @@ _MERCHANT = KeyedWindows(
           ("_m_disputes_30d", "_dispute", 30 * D), ("_m_amount_30d", "_success_amount", 30 * D)),
 )
 # fmt: on
+
+
+def history_start(events: pl.DataFrame) -> datetime:
+    """The earliest ``provider_created_at`` of the history that scoring ``events`` needs."""
+    return events["provider_created_at"].min() - HISTORY
 
 
 def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) -> pl.DataFrame:

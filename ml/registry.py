@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from ml.features import design_matrix
+from ml.names import MODEL_NAMES
 from settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -179,6 +180,13 @@ def load_champion(name: str, settings: Settings | None = None) -> Champion | Non
         if cached is None or cached.version != version:
             cached = _cache[(uri, name)] = load_version(name, version, settings)
     return cached
+
+
+def load_champions(
+    names: Iterable[str] = MODEL_NAMES, settings: Settings | None = None
+) -> dict[str, Champion | None]:
+    """The champion of each model gold scores with (None where there is none yet)."""
+    return {name: load_champion(name, settings) for name in names}
 
 
 def load_version(name: str, version: str, settings: Settings | None = None) -> Champion:
