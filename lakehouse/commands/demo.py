@@ -89,11 +89,11 @@ def _write_history(days: int, customers: int) -> int:
 def _caught_up() -> bool:
     """No lag on the topics, and every layer has read the newest snapshot of the one below."""
     from flows.stages import Lakehouse, watermark
-    from lakehouse import stack
+    from lakehouse.status import topic_lag
     from settings import get_settings
     from warehouse import tables as T
 
-    if any(stack.topic_lag(get_settings()).values()):
+    if any(topic_lag(get_settings()).values()):
         return False
     lh = Lakehouse()
     pairs = [
