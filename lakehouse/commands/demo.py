@@ -88,10 +88,11 @@ def _write_history(days: int, customers: int) -> int:
 
 def _caught_up() -> bool:
     """No lag on the topics, and every layer has read the newest snapshot of the one below."""
-    from flows.stages import Lakehouse, watermark
+    from flows.context import Lakehouse
     from lakehouse.status import topic_lag
     from settings import get_settings
     from warehouse import tables as T
+    from warehouse.watermarks import watermark
 
     if any(topic_lag(get_settings()).values()):
         return False

@@ -35,7 +35,8 @@ def microbatch(
     ),
 ) -> None:
     """Drain the topics through bronze, silver and gold (warm loop)."""
-    from flows.loop import publish_data_docs, run_loop, warm_lakehouse
+    from flows.context import publish_data_docs, warm_lakehouse
+    from flows.loop import run_loop
     from flows.stages import GateFailed
 
     lh = warm_lakehouse()
