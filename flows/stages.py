@@ -30,8 +30,8 @@ from ml import features, registry, scoring
 from quality import contracts, gates
 from quality.decisions import HeldBatchDecision
 from quality.suites import GateParams
-from transforms.merchant_daily import EVENT_COLUMNS, SCORE_COLUMNS, merchant_daily
 from transforms.events import SilverSplit, drop_seen, to_silver
+from transforms.merchant_daily import EVENT_COLUMNS, SCORE_COLUMNS, merchant_daily
 from transforms.quarantine import gate_rejected
 from warehouse import io, queries, watermarks
 from warehouse import tables as T

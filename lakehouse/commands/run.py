@@ -1,4 +1,6 @@
-"""``lakehouse run <flow>``: every flow without a Prefect server, the same code deployments run."""
+"""``lakehouse run <flow>``: every flow without a Prefect server, the same code deployments run.
+
+Imports stay inside the commands (``lakehouse --help`` in 0.17 s, see ``lakehouse/cli.py``)."""
 
 from __future__ import annotations
 
