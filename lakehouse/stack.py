@@ -105,33 +105,28 @@ def services(settings: Settings) -> dict[str, Service]:
     runs, logs = run_dir(settings), settings.logs_dir
     api_url, home = prefect_api_url(settings), prefect_home(settings)
     env = child_env(settings)
-    receiver = f"http://{settings.receiver_host}:{settings.receiver_port}"
-    mlflow = f"http://{HOST}:{settings.mlflow_port}"
-    lakehouse = (sys.executable, "-m", "lakehouse.cli")
+    receiver = f"http://{settings.receiver_host}:{settings.receiver_port}/health/live"
+    mlflow = f"http://{HOST}:{settings.mlflow_port}/health"
     return {
         "prefect-server": prefect_server(home, settings.prefect_port, runs, logs),
         "prefect-worker": prefect_worker(api_url, home, runs, logs, env=env),
-        "receiver": Service(
-            "receiver",
-            (*lakehouse, "receiver"),
-            runs / "receiver.pid",
-            logs / "receiver.log",
-            env=env,
-            port=settings.receiver_port,
-            marker="receiver",
-            ready=lambda: http_ok(f"{receiver}/health/live"),
-        ),
-        "mlflow": Service(
-            "mlflow",
-            (*lakehouse, "mlflow"),
-            runs / "mlflow.pid",
-            logs / "mlflow.log",
-            env=env,
-            port=settings.mlflow_port,
-            marker="mlflow",
-            ready=lambda: http_ok(f"{mlflow}/health"),
-        ),
+        "receiver": _command(settings, "receiver", settings.receiver_port, receiver),
+        "mlflow": _command(settings, "mlflow", settings.mlflow_port, mlflow),
     }
+
+
+def _command(settings: Settings, name: str, port: int, health_url: str) -> Service:
+    """``lakehouse <name>`` as a service, ready once ``health_url`` answers."""
+    return Service(
+        name,
+        (sys.executable, "-m", "lakehouse.cli", name),
+        run_dir(settings) / f"{name}.pid",
+        settings.logs_dir / f"{name}.log",
+        env=child_env(settings),
+        port=port,
+        marker=name,
+        ready=lambda: http_ok(health_url),
+    )
 
 
 def urls(settings: Settings) -> dict[str, str]:
