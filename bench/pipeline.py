@@ -123,8 +123,8 @@ def peak_rss_mb() -> float:
 class Breakdown:
     """Wall and CPU seconds (all threads of the process) of named steps inside the stages.
 
-    Wraps module attributes the stages call through (their imports happen at call time, so a
-    wrapped attribute is what they get). Nested steps count in their parents too."""
+    Wraps module attributes the stages call through (they call the layers through their
+    modules, so a wrapped attribute is what they get). Nested steps count in their parents too."""
 
     def __init__(self) -> None:
         self.wall: dict[str, float] = {}
@@ -155,9 +155,9 @@ class Breakdown:
         import ml.scoring
         import quality.contracts
         import quality.gates
-        import transforms.events
         import transforms.payload
         import warehouse.io
+        import warehouse.queries
         from flows import stages
         from ingest import reader_process
 
@@ -171,13 +171,14 @@ class Breakdown:
         self.wrap(io, "read_appended_since", lambda t, *a, **k: f"read_appended_since {table(t)}")
         self.wrap(io, "scan", lambda t, *a, **k: f"scan {table(t)}")
         self.wrap(io, "replace_partition", lambda t, *a, **k: f"replace_partition {table(t)}")
-        self.wrap(transforms.events, "to_silver", "silver: to_silver")
+        queries = warehouse.queries
+        self.wrap(stages, "to_silver", "silver: to_silver")
         self.wrap(transforms.payload, "decode_events", "silver:   decode_events (JSON)")
         self.wrap(quality.contracts, "check_rows", "silver:   check_rows (Pandera)")
-        self.wrap(stages, "seen_event_ids", "silver: seen_event_ids")
-        self.wrap(stages, "_new_quarantine", "silver: _new_quarantine")
+        self.wrap(queries, "seen_event_ids", "silver: seen_event_ids")
+        self.wrap(queries, "unrecorded_quarantine", "silver: unrecorded_quarantine")
         self.wrap(quality.gates, "gate", lambda b, suite, *a, **k: f"gate {suite}")
-        self.wrap(stages, "history_for", "gold: history_for")
+        self.wrap(queries, "silver_since", "gold: history (silver_since)")
         self.wrap(ml.scoring, "score_events", "gold: score_events")
         self.wrap(stages, "rebuild_days", "gold: rebuild_days")
 
@@ -195,7 +196,8 @@ PIDS: dict[str, int | None] = {}  # other processes of the benchmark, for their 
 @contextmanager
 def private_stack(folder: Path):
     """A private broker and LAKEHOUSE_HOME; yield the environment for child processes."""
-    from lakehouse.broker import LocalBroker, free_port
+    from lakehouse.broker import LocalBroker
+    from lakehouse.supervisor import free_port
 
     for name in list(os.environ):
         if name.startswith("LAKEHOUSE_"):
@@ -298,9 +300,10 @@ def load(events: int, env: dict[str, str], folder: Path) -> dict[str, Any]:
 def loop_functions() -> tuple[Any, Any]:
     """``run_loop`` and ``warm_lakehouse`` without importing Prefect where the code allows."""
     try:
+        from flows.context import warm_lakehouse
+        from flows.loop import run_loop
+    except ImportError:  # before the warm context moved out of the loop module
         from flows.loop import run_loop, warm_lakehouse
-    except ImportError:  # before the loop moved out of the flow module
-        from flows.microbatch import run_loop, warm_lakehouse
     return run_loop, warm_lakehouse
 
 
@@ -390,9 +393,9 @@ def drain(args: argparse.Namespace) -> tuple[Any, Drain]:
     import transforms.events  # noqa: F401
 
     lh.reader  # noqa: B018 - the consumer (its group join is still in the first batch)
-    from flows.stages import champions
+    from ml.registry import load_champions
 
-    loaded = [name for name, c in champions().items() if c is not None]  # MLflow, boosters
+    loaded = [name for name, c in load_champions().items() if c is not None]  # MLflow, boosters
     if args.breakdown:
         BREAKDOWN.install()
     warmup = time.perf_counter() - started
@@ -576,7 +579,7 @@ def latency(lh: Any, args: argparse.Namespace, env: dict[str, str], folder: Path
     import httpx
 
     run_loop, _ = loop_functions()
-    from lakehouse.broker import free_port
+    from lakehouse.supervisor import free_port
 
     print(
         f"\n== latency: {args.rate:g} webhooks/s for {args.seconds:g} s through the receiver, "

@@ -32,10 +32,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ingest.messages import build_message  # noqa: E402
+from ingest.offsets import end_offsets  # noqa: E402
 from ingest.producer import producer_config  # noqa: E402
 from ingest.signature import sign  # noqa: E402
 from ingest.topics import ALL_TOPICS, ensure_topics  # noqa: E402
-from lakehouse.broker import LocalBroker, end_offsets, free_port  # noqa: E402
+from lakehouse.broker import LocalBroker  # noqa: E402
+from lakehouse.supervisor import free_port  # noqa: E402
 
 SECRET = "whsec_bench_only"
 EVENTS = 1000

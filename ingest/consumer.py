@@ -1,10 +1,10 @@
 """Read broker messages in batches for the bronze loader, positioned by what bronze recorded.
 
-The no-loss protocol (DESIGN.md): the loader appends a batch to bronze in one Iceberg commit whose
-snapshot summary records the next offset of every topic-partition it consumed, and only then
-commits those offsets to the consumer group. On assignment this reader seeks every partition to the
-larger of the bronze-recorded and group-committed offsets, so a crash between the two commits
-neither loses nor duplicates a delivery.
+The no-loss protocol (``docs/architecture.md``): the loader appends a batch to bronze in one
+Iceberg commit whose snapshot summary records the next offset of every topic-partition it
+consumed, and only then commits those offsets to the consumer group. On assignment this reader
+seeks every partition to the larger of the bronze-recorded and group-committed offsets, so a
+crash between the two commits neither loses nor duplicates a delivery.
 """
 
 from __future__ import annotations
@@ -22,12 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from ingest import topics
 from ingest.messages import PROVIDER_STRIPE
-
-PartitionKey = str  # "topic:partition"
-
-
-def partition_key(topic: str, partition: int) -> PartitionKey:
-    return f"{topic}:{partition}"
+from ingest.offsets import PartitionKey, lag_per_topic, partition_key, split_key
 
 
 @dataclass
@@ -257,17 +252,15 @@ class BatchReader:
         """Commit offsets to the group (after bronze committed them)."""
         if not next_offsets:
             return
-        tps = []
-        for key, offset in next_offsets.items():
-            topic, part = key.rsplit(":", 1)
-            tps.append(TopicPartition(topic, int(part), offset))
+        tps = [TopicPartition(*split_key(key), offset) for key, offset in next_offsets.items()]
         self._consumer.commit(offsets=tps, asynchronous=False)
 
     def lag(self, handed_over: Mapping[PartitionKey, int] | None = None) -> dict[str, int]:
         """Messages not yet consumed, per topic (end offset minus position); with
         ``handed_over`` (next offset per partition of the batches passed on), messages not yet
         passed on: a batch read ahead still counts as behind."""
-        lag: dict[str, int] = {}
+        ends: dict[PartitionKey, int] = {}
+        positions: dict[PartitionKey, int] = {}
         for tp in self._consumer.position(self.assigned) if self.assigned else ():
             key = partition_key(tp.topic, tp.partition)
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
@@ -276,9 +269,8 @@ class BatchReader:
             position = tp.offset if handed_over is None else handed_over.get(key, -1)
             # nothing consumed from it yet: the position is where the assignment started
             position = max(position, self._start.get(key, -1))
-            behind = high - (position if position >= 0 else max(low, 0))
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(behind, 0)
-        return lag
+            ends[key], positions[key] = high, position if position >= 0 else max(low, 0)
+        return lag_per_topic(ends, positions)
 
     def stop(self) -> None:
         """Make a ``poll_batch`` in progress (in another thread) return what it has."""

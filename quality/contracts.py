@@ -5,10 +5,11 @@
 ``GoldPaymentScore``, ``gold.merchant_daily`` ↔ ``GoldMerchantDaily``.
 
 Validate collected ``DataFrame``s: on a ``LazyFrame`` Pandera checks the schema only, not the
-values. Division of labour with ``transforms``: the quarantine codes of DESIGN.md come from
-vectorized rules in ``transforms.rules``; ``check_rows`` is the last gate before silver — rows
-that pass those rules but break ``SilverPaymentEvent`` are quarantined as ``ROW_CONTRACT`` (pass it
-as ``to_silver(..., row_contract=check_rows)``), so no row reaches silver without this contract.
+values. Division of labour with ``transforms``: the quarantine codes (``docs/architecture.md``)
+come from vectorized rules in ``transforms.rules``; ``check_rows`` is the last gate before silver
+— rows that pass those rules but break ``SilverPaymentEvent`` are quarantined as ``ROW_CONTRACT``
+(pass it as ``to_silver(..., row_contract=check_rows)``), so no row reaches silver without this
+contract.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.broker import LocalBroker, free_port
+from lakehouse.broker import LocalBroker
+from lakehouse.supervisor import free_port
 from settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent

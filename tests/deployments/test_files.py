@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse import stack
+from lakehouse import prefect_api
 from settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,7 +220,7 @@ def test_k8s_secrets_are_referenced_not_inlined() -> None:
 def test_k8s_worker_serves_the_lakehouse_pool() -> None:
     [(_, worker)] = [(w, c) for w, c in k8s_containers() if w == "prefect-worker"]
     command = worker["command"]
-    assert command[command.index("--pool") + 1] == stack.WORK_POOL
+    assert command[command.index("--pool") + 1] == prefect_api.WORK_POOL
 
 
 # --- prefect.yaml --------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_prefect_yaml_declares_the_five_deployments_and_their_schedules() -> Non
 
 def test_every_deployment_runs_on_the_process_pool() -> None:
     pools = {d["name"]: d["work_pool"]["name"] for d in prefect_deployments()}
-    assert set(pools.values()) == {stack.WORK_POOL}
+    assert set(pools.values()) == {prefect_api.WORK_POOL}
 
 
 def test_microbatch_is_a_warm_loop_that_fits_its_interval() -> None:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows import stages
+from flows.context import Lakehouse
 from flows.loop import run_loop
 from ingest.reader_process import ReaderProcess
 from warehouse import tables as T
@@ -64,7 +64,7 @@ def install(point: str, marker: Path) -> None:
 
 if __name__ == "__main__":
     install(sys.argv[1], Path(sys.argv[2]))
-    lh = stages.Lakehouse()  # no warm-up: Great Expectations is imported only if silver runs
+    lh = Lakehouse()  # no warm-up: Great Expectations is imported only if silver runs
     run_loop(
         lh,
         max_records=int(sys.argv[3]) if len(sys.argv) > 3 else 500,

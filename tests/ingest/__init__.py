@@ -20,7 +20,7 @@ import uvicorn
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from fastapi import FastAPI
 
-from lakehouse.broker import free_port
+from lakehouse.supervisor import free_port
 
 SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"

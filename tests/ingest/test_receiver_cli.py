@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from lakehouse.broker import free_port
+from lakehouse.supervisor import free_port
 from tests.ingest import SECRET, encode, make_event, signed_headers
 
 pytestmark = pytest.mark.integration

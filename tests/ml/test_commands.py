@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse.broker import free_port
 from lakehouse.cli import app
+from lakehouse.supervisor import free_port
 from simulator.history import generate_history
 from tests.ml import END, ROUNDS, mlflow_store, small_silver
 

@@ -104,8 +104,8 @@ def drain() -> int:
     needs zero lag, which a fresh consumer reports as the whole topic for partitions it has
     not fetched from yet (the session broker keeps every test's messages).
     """
+    from flows.context import Lakehouse
     from flows.microbatch import run_loop
-    from flows.stages import Lakehouse
 
     lh = Lakehouse()
     try:
@@ -140,7 +140,7 @@ def _bodies(events: list[dict], rng: random.Random, count: int) -> list[bytes | 
 def demo_warehouse(
     session_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> DemoWarehouse:
-    from flows import stages
+    from ml import registry
     from simulator.events import encode
     from simulator.history import generate_history
     from tests.flows.conftest import Deliveries
@@ -174,7 +174,7 @@ def demo_warehouse(
 
         deliveries.send(_bodies(early, rng, MALFORMED_EARLY))
         drain()  # no champion yet: scores stay null
-        mp.setattr(stages, "champions", stand_in_champions)
+        mp.setattr(registry, "load_champions", stand_in_champions)
         deliveries.send([*_bodies(late, rng, MALFORMED_LATE), *map(encode, late[:REDELIVERED])])
         drain()
     get_settings.cache_clear()
