@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.schemas import TS
+
 #: Stripe event type -> unified event type. Types not listed are kept in bronze, not modelled.
 EVENT_TYPES: dict[str, str] = {
     "payment_intent.created": "payment.created",
@@ -126,5 +128,5 @@ def provider_created_at() -> pl.Expr:
     return (
         pl.from_epoch(seconds, time_unit="s")
         .dt.replace_time_zone("UTC")
-        .cast(pl.Datetime("us", "UTC"))
+        .cast(TS)
     )

@@ -54,4 +54,4 @@ def bronze_row(
 def bronze_frame(events: Iterable[dict | bytes | str], *, first_offset: int = 0) -> pl.DataFrame:
     """Bronze rows for ``events``, one delivery each, offsets counting up."""
     rows = [bronze_row(e, offset=first_offset + i) for i, e in enumerate(events)]
-    return pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS)
+    return pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS.polars)
