@@ -125,8 +125,4 @@ def unified_fields() -> list[pl.Expr]:
 def provider_created_at() -> pl.Expr:
     """``created`` (unix seconds) as a UTC timestamp; null when absent or not an integer."""
     seconds = field("created").cast(pl.Int64, strict=False)
-    return (
-        pl.from_epoch(seconds, time_unit="s")
-        .dt.replace_time_zone("UTC")
-        .cast(TS)
-    )
+    return pl.from_epoch(seconds, time_unit="s").dt.replace_time_zone("UTC").cast(TS)
