@@ -7,7 +7,11 @@ stay ordered in one partition.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from settings.names import (  # noqa: F401 - the topic and header names, re-exported
     ALL_TOPICS,
@@ -63,9 +67,6 @@ def ensure_topics(
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     admin = AdminClient(client_config)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [t for t in topics if t not in existing]
@@ -85,10 +86,8 @@ def ensure_topics(
     return missing
 
 
-def _wait_for_leaders(admin, names: list[str], timeout_s: float) -> None:
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
     """Block until every partition of the new topics has a leader (writes and reads work)."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         meta = admin.list_topics(timeout=timeout_s)
