@@ -19,7 +19,7 @@ from quality.contracts import (
     contract,
 )
 from simulator.stream import generate_payloads
-from tests.transforms.bronze import bronze_frame
+from tests.support.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 from transforms.schemas import SILVER_QUARANTINE
 

@@ -13,7 +13,7 @@ import pytest
 
 from simulator.events import MISSING, make_stripe_event
 from simulator.stream import EXPECTED_REJECTION, generate_payloads, malform
-from tests.transforms.bronze import bronze_frame, bronze_row
+from tests.support.bronze import bronze_frame, bronze_row
 from transforms.events import SilverSplit, drop_seen, to_silver
 from transforms.normalize import EVENT_TYPES
 from transforms.schemas import BRONZE_WEBHOOK_EVENTS

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -12,7 +13,7 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
-from tests.warehouse import DAY, make_merchant_daily, make_quarantine_rows, make_silver_events
+from tests.support.tables import DAY, make_merchant_daily, make_quarantine_rows, make_silver_events
 from transforms.schemas import Column
 from warehouse.catalog import get_catalog
 from warehouse.io import (
@@ -48,8 +49,6 @@ def _ids(table: pa.Table, column: str = "event_id") -> list[str]:
 
 
 def test_catalog_is_sqlite_in_wal_mode_under_home(isolated_settings) -> None:
-    import sqlite3
-
     get_catalog()
     db = isolated_settings / "catalog.db"
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone() == ("wal",)

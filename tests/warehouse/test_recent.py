@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.table import Table
 
-from tests.warehouse import make_silver_events
+from tests.support.tables import make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.io import append, conform, ensure_table, read_appended_since
 from warehouse.maintenance import compact
