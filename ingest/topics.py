@@ -86,7 +86,7 @@ def ensure_topics(
     return missing
 
 
-def _wait_for_leaders(admin, names: list[str], timeout_s: float) -> None:
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
     """Block until every partition of the new topics has a leader (writes and reads work)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

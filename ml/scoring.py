@@ -26,7 +26,7 @@ import polars as pl
 from ml.features import CHARGE_SUCCEEDED, FAILED, SUCCEEDED, build_features, select_inputs
 from ml.metrics import CANDIDATE_DELAYS_H, recommend
 from ml.names import CHURN, FRAUD, MODEL_NAMES, RETRY
-from warehouse.tables import GOLD_PAYMENT_SCORES
+from transforms.schemas import GOLD_PAYMENT_SCORES
 
 if TYPE_CHECKING:
     from ml.registry import Champion
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 FRAUD_TYPES = (SUCCEEDED, CHARGE_SUCCEEDED)
 RETRY_TYPES = (FAILED,)
 ELIGIBLE_TYPES = (*FRAUD_TYPES, *RETRY_TYPES)
-SCORE_SCHEMA: pl.Schema = pl.from_arrow(GOLD_PAYMENT_SCORES.arrow_schema.empty_table()).schema
+SCORE_SCHEMA: pl.Schema = GOLD_PAYMENT_SCORES.polars
 T = TypeVar("T")
 _KEYS = ("event_id", "event_type", "merchant_id", "customer_id", "provider_created_at")
 

@@ -81,7 +81,7 @@ def to_silver(
         raise ValueError("processed_at must be timezone-aware")
     if isinstance(bronze, pl.LazyFrame):
         bronze = bronze.collect()
-    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.names()), amount_max_major)
+    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.column_names), amount_max_major)
     rejected = rows.filter(pl.col("_code").is_not_null())
     not_modelled = rows.filter(pl.col("_code").is_null() & ~pl.col("_modelled"))
     valid = rows.filter(pl.col("_code").is_null() & pl.col("_modelled"))

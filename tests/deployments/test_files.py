@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
 
+from ingest.receiver import create_app
 from lakehouse import prefect_api
 from settings import Settings
 
@@ -176,8 +179,6 @@ def test_dockerfile_installs_the_locked_set_on_python_311_slim() -> None:
 
 
 def receiver_routes() -> set[str]:
-    from ingest.receiver import create_app
-
     return {route.path for route in create_app().routes}
 
 
@@ -259,9 +260,6 @@ def test_prefect_yaml_holds_no_secret() -> None:
 
 @pytest.mark.parametrize("deployment", prefect_deployments(), ids=lambda d: d["name"])
 def test_entrypoint_loads_a_prefect_flow_taking_its_parameters(deployment: dict[str, Any]) -> None:
-    from prefect import Flow
-    from prefect.flows import load_flow_from_entrypoint
-
     path, function = deployment["entrypoint"].split(":")
     assert (REPO / path).is_file(), f"{path} does not exist (yet)"
     flow = load_flow_from_entrypoint(f"{REPO / path}:{function}")

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from lakehouse.supervisor import free_port
-from tests.ingest import SECRET, encode, make_event, signed_headers
+from tests.support.stripe import SECRET, encode, make_event, signed_headers
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ml.features import LOOKBACK, build_features, history_start, with_retry_delay
-from tests.ml import small_silver
+from tests.support.history import small_silver
 
 T = "provider_created_at"
 

@@ -26,6 +26,7 @@ from settings import get_settings
 from simulator.direct import write_bodies
 from simulator.events import encode, make_stripe_event
 from tests.orchestration.conftest import LocalPrefect
+from warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -145,8 +146,6 @@ def send_payments(count: int) -> set[str]:
 
 def silver_event_ids() -> set[str]:
     """Provider event ids in silver.payment_events, read with DuckDB like an analyst would."""
-    from warehouse import connect
-
     con = connect()
     try:
         rows = con.sql("SELECT provider_event_id FROM silver.payment_events").fetchall()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.warehouse import DAY, make_merchant_daily, make_silver_events
+from tests.support.tables import DAY, make_merchant_daily, make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.io import (
     Table,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from tests.warehouse import make_silver_events
+from tests.support.tables import make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.io import Table, append, conform, ensure_table, read_appended_since
 from warehouse.maintenance import compact
