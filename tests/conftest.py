@@ -1,4 +1,5 @@
-"""Session fixtures: a real Kafka-API broker on free ports, and settings isolated per test."""
+"""Session fixtures: a real Kafka-API broker on free ports, a real Prefect server (started when a
+test asks for it), and settings isolated per test."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lakehouse.broker import LocalBroker
 from lakehouse.supervisor import free_port
 from settings import get_settings
 from tests.support.broker import KafkaForTest, commit_group_offsets, end_offsets_of
+from tests.support.prefect import LocalPrefect, running_prefect
 
 REPO = Path(__file__).resolve().parent.parent
 #: Broker jars are fetched once per checkout and shared by every test broker.
@@ -93,3 +95,10 @@ def clean_kafka(session_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LAKEHOUSE_CONSUMER_GROUP", group)
     get_settings.cache_clear()
     return KafkaForTest(session_broker, group, start)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefect]:
+    """One Prefect server on 127.0.0.1 for the session, started by the first test that needs it."""
+    with running_prefect(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
