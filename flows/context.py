@@ -6,14 +6,14 @@ from __future__ import annotations
 import pyarrow as pa
 
 from flows.report import RunTotals
-from ingest.consumer import BatchReader
+from ingest.consumer import Batch, BatchReader
 from ingest.reader_process import ReaderProcess
 from quality import gates
 from settings import Settings, get_settings
+from warehouse import bronze, watermarks
 from warehouse import tables as T
-from warehouse import watermarks
 from warehouse.catalog import ensure_tables, get_catalog
-from warehouse.io import Table
+from warehouse.io import Check, Table
 from warehouse.recent import RecentAppends
 
 
@@ -30,9 +30,22 @@ class Lakehouse:
     def table(self, spec: T.TableSpec) -> Table:
         return self.tables[spec.identifier_str]
 
-    def append(self, spec: T.TableSpec, rows: pa.Table, summary: dict[str, str]) -> int:
+    def append(
+        self, spec: T.TableSpec, rows: pa.Table, summary: dict[str, str], check: Check | None = None
+    ) -> int:
         """One append commit, remembered for the next stage (``RecentAppends.append``)."""
-        return self.recent.append(self.table(spec), rows, summary)
+        return self.recent.append(self.table(spec), rows, summary, check)
+
+    def append_deliveries(self, batch: Batch, owned: set[str]) -> bronze.BronzeCommit:
+        """One bronze commit of ``batch``, its offsets worked out and its rows fenced against the
+        snapshot it builds on (``warehouse.bronze.append_deliveries``); remembered for silver."""
+        table = self.table(T.BRONZE_WEBHOOK_EVENTS)
+        done = bronze.append_deliveries(
+            table, batch.rows, batch.start_offsets, batch.next_offsets, owned
+        )
+        if done.snapshot_id is not None:
+            self.recent.put(table, done.snapshot_id, done.rows)
+        return done
 
     def appended_since(
         self, spec: T.TableSpec, after: int | None, columns: tuple[str, ...] | None = None
@@ -46,8 +59,11 @@ class Lakehouse:
             table.refresh()
 
     def recorded_offsets(self) -> dict[str, int]:
-        """Where bronze stopped, per topic-partition (the reader starts there)."""
-        return watermarks.recorded_offsets(self.table(T.BRONZE_WEBHOOK_EVENTS))
+        """Where bronze stands now, per topic-partition (the next batch starts there): read from
+        bronze's current snapshot, refreshed, so other loaders' commits count."""
+        table = self.table(T.BRONZE_WEBHOOK_EVENTS)
+        table.refresh()
+        return watermarks.recorded_offsets(table)
 
     @property
     def reader(self) -> BatchReader | ReaderProcess:
@@ -56,7 +72,6 @@ class Lakehouse:
             self._reader = kind(
                 self.settings.kafka_client_config(),
                 self.settings.consumer_group,
-                recorded_offsets=self.recorded_offsets,
                 session_timeout_ms=self.settings.consumer_session_timeout_ms,
                 instance_id=self.settings.consumer_instance_id,
             )

@@ -61,16 +61,22 @@ def run_gate(frame: pl.DataFrame, suite: str, params: Any = None, *, hold: bool 
 
 
 def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageReport:
-    """Consume up to ``max_records``/``max_seconds`` into one bronze commit; then commit offsets."""
+    """Consume up to ``max_records``/``max_seconds`` from where bronze stands into one bronze
+    commit recording the offsets; then commit them to the consumer group.
+
+    Safe to run again after a failure anywhere (a Prefect retry, the next loop or flow run): the
+    batch is read from the offsets in bronze's current snapshot, so a batch that never reached
+    bronze is read again and one read ahead past it is thrown away; the commit fences what
+    another loader recorded meanwhile (``docs/architecture.md``, the no-loss protocol).
+    """
     started = time.perf_counter()
-    batch = lh.reader.poll_batch(max_records, max_seconds)
+    batch = lh.reader.poll_batch(max_records, max_seconds, lh.recorded_offsets())
     report = StageReport("bronze", rows_in=batch.size, lag=lh.reader.lag())
     if batch.size == 0:
         return _timed(report, started)
-    summary = watermarks.offsets_summary(lh.recorded_offsets(), batch.next_offsets)
-    lh.append(T.BRONZE_WEBHOOK_EVENTS, batch.rows, summary=summary)
-    lh.reader.commit(batch.next_offsets)
-    report.rows_out = batch.size
+    done = lh.append_deliveries(batch, lh.reader.owned())
+    lh.reader.commit({k: done.recorded[k] for k in batch.next_offsets if k in done.recorded})
+    report.rows_out = done.rows.num_rows
     oldest = pc.min(batch.rows["received_at"]).as_py()
     report.oldest_unprocessed_age_s = round((datetime.now(UTC) - oldest).total_seconds(), 3)
     return _timed(report, started)
@@ -95,7 +101,8 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     """
     started = time.perf_counter()
     silver, quarantine = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.SILVER_QUARANTINE)
-    new, new_wm, held = lh.appended_since(T.BRONZE_WEBHOOK_EVENTS, watermarks.watermark(silver))
+    old_wm = watermarks.watermark(silver)
+    new, new_wm, held = lh.appended_since(T.BRONZE_WEBHOOK_EVENTS, old_wm)
     report = StageReport("silver", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
@@ -117,9 +124,11 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
             detail = f"gate {failed.suite} failed: {'; '.join(failed.failed_expectations)}"
             whole = gate_rejected(deliveries, events["delivery_id"], detail, now)
             rejected, events = pl.concat([rejected, whole]), events.clear()
-    rows = queries.unrecorded_quarantine(quarantine, rejected)
-    io.append(quarantine, rows.to_arrow(), summary=summary)
-    lh.append(T.SILVER_PAYMENT_EVENTS, events.to_arrow(), summary=summary)
+    queries.record_quarantine(quarantine, rejected, summary)
+    try:  # with several loaders, the first to promote a range wins
+        lh.append(T.SILVER_PAYMENT_EVENTS, events.to_arrow(), summary, watermarks.unmoved(old_wm))
+    except watermarks.Superseded:
+        return _timed(report, started)
     lh.recent.release(lh.table(T.BRONZE_WEBHOOK_EVENTS), held)  # silver alone reads bronze
     report.rows_out = events.height
     report.duplicates = dropped + split.duplicates_in_batch
@@ -152,7 +161,11 @@ def score_gold(lh: Lakehouse) -> StageReport:
     result = score(lh.table(T.SILVER_PAYMENT_EVENTS), pl.from_arrow(new), datetime.now(UTC))
     report.missing_models = list(result.missing_models)
     report.add_gate(run_gate(result.scores, "gold_payment_scores"))
-    io.append(scores, result.scores.to_arrow(), summary=watermarks.source_summary(new_wm))
+    summary, unmoved = watermarks.source_summary(new_wm), watermarks.unmoved(old_wm)
+    try:  # with several loaders, the first to score a range wins
+        io.append(scores, result.scores.to_arrow(), summary, unmoved)
+    except watermarks.Superseded:
+        return _timed(report, started)
     report.rows_out = result.scores.height
     return _timed(report, started)
 
@@ -170,21 +183,27 @@ def rebuild_merchant_daily(lh: Lakehouse) -> StageReport:
         watermarks.advance_watermark(table, old_wm, new_wm)
         return _timed(report, started)
     days = pl.from_arrow(new)["provider_created_at"].dt.date().unique().to_list()
-    report.rows_out, checked = rebuild_days(lh, days, watermarks.source_summary(new_wm))
+    summary, unmoved = watermarks.source_summary(new_wm), watermarks.unmoved(old_wm)
+    try:  # with several loaders, the first to rebuild from a watermark wins
+        report.rows_out, checked = rebuild_days(lh, days, summary, unmoved)
+    except watermarks.Superseded:
+        return _timed(report, started)
     report.add_gate(checked)
     return _timed(report, started)
 
 
-def rebuild_days(lh: Lakehouse, days: Iterable[date], summary: dict[str, str]) -> tuple[int, Any]:
-    """Recompute ``gold.merchant_daily`` for these UTC days from silver and scores, one commit;
-    the rows written and the gate's result."""
+def rebuild_days(
+    lh: Lakehouse, days: Iterable[date], summary: dict[str, str], check: io.Check | None = None
+) -> tuple[int, Any]:
+    """Recompute ``gold.merchant_daily`` for these UTC days from silver and scores, one commit
+    (``check`` as in ``warehouse.io.append``); the rows written and the gate's result."""
     days = sorted(days)
     silver, scores = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.GOLD_PAYMENT_SCORES)
     events = queries.rows_on_days(silver, days, EVENT_COLUMNS)
     day_scores = queries.rows_on_days(scores, days, SCORE_COLUMNS)
     rows = merchant_daily(events, day_scores, updated_at=datetime.now(UTC))
     checked = run_gate(rows, "gold_merchant_daily")
-    io.replace_rows(lh.table(T.GOLD_MERCHANT_DAILY), rows.to_arrow(), "day", days, summary)
+    io.replace_rows(lh.table(T.GOLD_MERCHANT_DAILY), rows.to_arrow(), "day", days, summary, check)
     return rows.height, checked
 
 

@@ -1,10 +1,12 @@
-"""Read broker messages in batches for the bronze loader, positioned by what bronze recorded.
+"""Read broker messages in batches for the bronze loader, each read from where bronze stands.
 
 The no-loss protocol (``docs/architecture.md``): the loader appends a batch to bronze in one
 Iceberg commit whose snapshot summary records the next offset of every topic-partition it
-consumed, and only then commits those offsets to the consumer group. On assignment this reader
-seeks every partition to the larger of the bronze-recorded and group-committed offsets, so a crash
-between the two commits neither loses nor duplicates a delivery.
+consumed, and only then commits those offsets to the consumer group. Each poll carries the
+offsets bronze recorded (``expected``): the reader seeks every partition it owns there whenever it
+stands elsewhere (a batch read but never committed, a retried task, a rebalance), so whatever
+failed, the next batch starts exactly where bronze stopped. A partition bronze never recorded
+starts where the group's assignment started it (the group's committed offset, else the first).
 
 A batch's rows are ``bronze.webhook_events`` rows, conformed to its one definition
 (``transforms.schemas``).
@@ -12,29 +14,40 @@ A batch's rows are ``bronze.webhook_events`` rows, conformed to its one definiti
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ingest import topics
 from ingest.messages import PROVIDER_STRIPE
 from ingest.offsets import PartitionKey, lag_per_topic, partition_key, split_key
 from transforms.schemas import BRONZE_WEBHOOK_EVENTS
 
+log = logging.getLogger(__name__)
+
+#: Where a partition is read from when nothing says otherwise: its first offset (librdkafka's
+#: logical offset; every real offset is at least 0).
+BEGINNING = OFFSET_BEGINNING
+
 
 @dataclass
 class Batch:
-    """Messages of one bronze batch, as Arrow columns (one row per delivery)."""
+    """Messages of one bronze batch, as Arrow columns (one row per delivery), and where it was
+    read: ``start_offsets``, the offset each partition owned while it was read was read from
+    (``BEGINNING``: its first), ``next_offsets``, the offset after the last row of each
+    partition it has rows of."""
 
     rows: pa.Table
     next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
+    start_offsets: dict[PartitionKey, int] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -159,18 +172,23 @@ def _checked(messages: list) -> list:
 
 
 class BatchReader:
-    """A consumer-group member that yields bronze batches and commits offsets after bronze does."""
+    """A consumer-group member that yields bronze batches, each read from where bronze stands.
+
+    ``poll_batch(…, expected)`` first seeks every owned partition that does not stand at its
+    expected offset; a batch records where it was read from, so one read ahead can be checked
+    against the next poll's expectation (``starts_at``) before it is handed over. A rebalance
+    during a poll starts the batch over from the new assignment: no delivery is twice in one
+    batch. Offsets go to the group only for partitions still owned, after bronze recorded them;
+    they only matter for partitions bronze never recorded."""
 
     def __init__(
         self,
         client_config: Mapping[str, str],
         group_id: str,
-        recorded_offsets: Callable[[], Mapping[PartitionKey, int]],
         topic_names: tuple[str, ...] = topics.ALL_TOPICS,
         session_timeout_ms: int = 10_000,
         instance_id: str | None = None,
     ) -> None:
-        self._recorded_offsets = recorded_offsets
         static = {"group.instance.id": instance_id} if instance_id else {}
         self._consumer = Consumer(
             {
@@ -188,27 +206,72 @@ class BatchReader:
                 "log_level": "3",
             }
         )
-        self._consumer.subscribe(list(topic_names), on_assign=self._on_assign)
-        self.assigned: list[TopicPartition] | None = None
-        self._start: dict[PartitionKey, int] = {}  # offset each partition was assigned at
+        self._consumer.subscribe(
+            list(topic_names), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        self.assigned: list[TopicPartition] | None = None  # None: waiting for an assignment
+        self._expected: dict[PartitionKey, int] = {}  # bronze's offsets, as the last poll said
+        self._group_start: dict[PartitionKey, int] = {}  # where the assignment started each
+        self._sought: dict[PartitionKey, int] = {}  # where each partition was last set to read
+        self._generation = 0  # assignments and revocations so far
         self._assignment_timeout_s = session_timeout_ms / 1000 * 3 + 10
         self._stopping = threading.Event()
 
+    def _want(self, key: PartitionKey) -> int:
+        """Where the next batch of ``key`` must start: bronze's offset, else the group's start."""
+        return self._expected.get(key, self._group_start.get(key, BEGINNING))
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        recorded = self._recorded_offsets()
-        committed = {
-            partition_key(tp.topic, tp.partition): tp.offset
-            for tp in consumer.committed(partitions, timeout=10)
-        }
+        for tp in consumer.committed(partitions, timeout=10):
+            key = partition_key(tp.topic, tp.partition)
+            self._group_start[key] = tp.offset if tp.offset >= 0 else BEGINNING
         for tp in partitions:
             key = partition_key(tp.topic, tp.partition)
-            best = max(recorded.get(key, -1), committed.get(key, -1))
-            tp.offset = best if best >= 0 else OFFSET_BEGINNING
-            self._start[key] = best
+            tp.offset = self._sought[key] = self._want(key)
         self.assigned = partitions
+        self._generation += 1
         consumer.assign(partitions)
 
-    def _wait_for_assignment(self, max_records: int) -> list:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away (or lost): forget them; the poll in progress starts over."""
+        lost = {partition_key(tp.topic, tp.partition) for tp in partitions}
+        kept = [
+            tp for tp in self.assigned or () if partition_key(tp.topic, tp.partition) not in lost
+        ]
+        self.assigned = kept or None  # eager rebalancing takes all: wait for the next assignment
+        for key in lost:
+            self._sought.pop(key, None)
+            self._group_start.pop(key, None)
+        self._generation += 1  # confluent-kafka unassigns them after this callback
+
+    def owned(self) -> set[PartitionKey]:
+        """The partitions this member owns now."""
+        return {partition_key(tp.topic, tp.partition) for tp in self.assigned or ()}
+
+    def _positions(self) -> dict[PartitionKey, int]:
+        """Where the next message of each owned partition comes from: the consumer's position
+        (after the last message returned), or where the partition was last set to read."""
+        positions = {}
+        for tp in self._consumer.position(self.assigned) if self.assigned else ():
+            key = partition_key(tp.topic, tp.partition)
+            positions[key] = tp.offset if tp.offset >= 0 else self._sought.get(key, BEGINNING)
+        return positions
+
+    def _reposition(self) -> None:
+        """Seek every owned partition that does not stand where its next batch must start."""
+        for key, at in self._positions().items():
+            want = self._want(key)
+            if at != want:
+                self._consumer.seek(TopicPartition(*split_key(key), want))
+                self._sought[key] = want
+
+    def starts_at(self, batch: Batch, expected: Mapping[PartitionKey, int]) -> bool:
+        """Whether ``batch`` was read from exactly where each partition owned now must start,
+        by ``expected`` (bronze's offsets): a batch read ahead may be handed over only then."""
+        self._expected = dict(expected)
+        return batch.start_offsets == {key: self._want(key) for key in self.owned()}
+
+    def _wait_for_assignment(self) -> None:
         deadline = time.monotonic() + self._assignment_timeout_s
         while self.assigned is None:
             if time.monotonic() > deadline:
@@ -216,32 +279,31 @@ class BatchReader:
                     "the consumer group assigned no partitions in time: is the "
                     "broker reachable and are the topics created?"
                 )
-            got = self._consumer.consume(min(1000, max_records), timeout=0.5)
-            if got:
-                return _checked(got)
-        return []
+            _checked(self._consumer.consume(1000, timeout=0.5))  # read again from the start
+        self._reposition()
 
-    def poll_batch(self, max_records: int, max_seconds: float) -> Batch:
-        """Up to ``max_records`` messages or ``max_seconds``, whichever comes first.
+    def poll_batch(
+        self, max_records: int, max_seconds: float, expected: Mapping[PartitionKey, int] | None
+    ) -> Batch:
+        """Up to ``max_records`` messages or ``max_seconds``, whichever comes first, read from
+        ``expected`` (bronze's offsets; None: on from where the last batch ended).
 
         Each chunk ``consume`` returns is turned into Arrow at once, while librdkafka fetches the
         next in its own threads: conversion overlaps the fetch instead of following it."""
+        if expected is not None:
+            self._expected = dict(expected)
+        if self.assigned is None:  # first poll, or a rebalance: wait for our partitions
+            self._wait_for_assignment()
+        elif expected is not None:
+            self._reposition()
+        return self._read(max_records, max_seconds)
+
+    def _read(self, max_records: int, max_seconds: float) -> Batch:
+        generation, starts = self._generation, self._positions()
         parts: list[pa.Table] = []
         next_offsets: dict[PartitionKey, int] = {}
-        count = 0
-
-        def take(messages: list) -> None:
-            nonlocal count
-            if not messages:
-                return
-            parts.append(_columns(messages))
-            for msg in messages:
-                next_offsets[partition_key(msg.topic(), msg.partition())] = msg.offset() + 1
-            count += len(messages)
-
-        if self.assigned is None:  # first poll: wait until the group gave us our partitions
-            take(self._wait_for_assignment(max_records))
         deadline = time.monotonic() + max_seconds
+        count = 0
         while count < max_records and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -249,34 +311,50 @@ class BatchReader:
             got = self._consumer.consume(
                 min(10_000, max_records - count), timeout=min(remaining, 0.5)
             )
+            if self._generation != generation:  # a rebalance: start over from the new owners'
+                self._reposition()
+                generation, starts, count = self._generation, self._positions(), 0
+                parts, next_offsets = [], {}
+                continue
             if not got and count:
                 break  # the topics are drained for now: do not wait out the deadline
-            take(_checked(got))
+            messages = _checked(got)
+            if messages:
+                parts.append(_columns(messages))
+                for msg in messages:
+                    next_offsets[partition_key(msg.topic(), msg.partition())] = msg.offset() + 1
+                count += len(messages)
         rows = pa.concat_tables(parts) if parts else _columns([])
-        return Batch(_bronze_rows(rows, datetime.now(UTC)), next_offsets)
+        return Batch(_bronze_rows(rows, datetime.now(UTC)), next_offsets, starts)
 
     def commit(self, next_offsets: Mapping[PartitionKey, int]) -> None:
-        """Commit offsets to the group (after bronze committed them)."""
-        if not next_offsets:
+        """Commit offsets of partitions still owned to the group (after bronze recorded them).
+
+        A failure is logged, not raised: bronze's recorded offsets, not the group's, decide where
+        every partition bronze has recorded is read from."""
+        owned = self.owned()
+        tps = [TopicPartition(*split_key(k), o) for k, o in next_offsets.items() if k in owned]
+        if not tps:
             return
-        tps = [TopicPartition(*split_key(key), offset) for key, offset in next_offsets.items()]
-        self._consumer.commit(offsets=tps, asynchronous=False)
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("consumer group commit failed (bronze has the offsets): %s", exc)
 
     def lag(self, handed_over: Mapping[PartitionKey, int] | None = None) -> dict[str, int]:
         """Messages not yet consumed, per topic (end offset minus position); with
         ``handed_over`` (next offset per partition of the batches passed on), messages not yet
         passed on: a batch read ahead still counts as behind."""
         ends: dict[PartitionKey, int] = {}
-        positions: dict[PartitionKey, int] = {}
-        for tp in self._consumer.position(self.assigned) if self.assigned else ():
+        positions = {**self._positions(), **(handed_over or {})}
+        for tp in self.assigned or ():
             key = partition_key(tp.topic, tp.partition)
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:  # nothing fetched from this partition yet: ask the broker
                 low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            position = tp.offset if handed_over is None else handed_over.get(key, -1)
-            # nothing consumed from it yet: the position is where the assignment started
-            position = max(position, self._start.get(key, -1))
-            ends[key], positions[key] = high, position if position >= 0 else max(low, 0)
+            ends[key] = high
+            if positions.get(key, BEGINNING) < 0:  # read from the first offset: none read yet
+                positions[key] = max(low, 0)
         return lag_per_topic(ends, positions)
 
     def stop(self) -> None:

@@ -6,14 +6,15 @@ loop), which stalls the loop's other lanes for as long. In a child process that 
 a core of its own: the child runs a ``BatchReader`` and hands each batch back as an Arrow IPC
 stream over a pipe, which the parent reads into an Arrow buffer with the GIL released.
 
-While the parent appends a batch to bronze, the child already reads the next one (a read ahead
-that found nothing is dropped if messages arrived since); its lag counts what was not yet
-handed over, read ahead or not. The no-loss protocol does not change: the parent appends the
-batch to bronze and only then asks the child to commit the offsets, and a batch read ahead but
-never handed over is simply read again by the next loader. On a partition assignment the child
-asks the parent for the offsets bronze recorded (the parent knows the catalog, ``ingest`` does
-not). The child exits when the parent closes it or dies (its pipe ends), so a ``kill -9`` of the
-loader leaves no orphan.
+While the parent appends a batch to bronze, the child already reads the next one; its lag counts
+what was not yet handed over, read ahead or not. The no-loss protocol does not change: each poll
+carries the offsets bronze recorded, and a batch read ahead is handed over only if it starts
+exactly there (``BatchReader.starts_at``); otherwise (the last batch never reached bronze: a
+failed commit, a retried task; a rebalance) it is thrown away and the partitions are read again
+from bronze's offsets. A read ahead that failed is thrown away too: the poll reads afresh and
+reports only its own failure. A child that died is replaced on the next poll (the new one joins
+the group and reads from bronze's offsets). The child exits when the parent closes it or dies
+(its pipe ends), so a ``kill -9`` of the loader leaves no orphan.
 
 Frames, both ways: a 4-byte length, a JSON header, and for a batch the IPC stream of its length.
 """
@@ -98,11 +99,20 @@ class ReaderProcess:
         self,
         client_config: Mapping[str, str],
         group_id: str,
-        recorded_offsets: Callable[[], Mapping[PartitionKey, int]],
         session_timeout_ms: int = 10_000,
         instance_id: str | None = None,
     ) -> None:
-        self._recorded_offsets = recorded_offsets
+        # the config goes through the pipe, not argv: it may hold credentials
+        self._start = {
+            "op": "start",
+            "client_config": dict(client_config),
+            "group_id": group_id,
+            "session_timeout_ms": session_timeout_ms,
+            "instance_id": instance_id,
+        }
+        self._spawn()
+
+    def _spawn(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.reader_process"],
             stdin=subprocess.PIPE,
@@ -112,15 +122,7 @@ class ReaderProcess:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._to, self._from = self._proc.stdin, self._proc.stdout
         _widen(self._from)
-        # the config goes through the pipe, not argv: it may hold credentials
-        start = {
-            "op": "start",
-            "client_config": dict(client_config),
-            "group_id": group_id,
-            "session_timeout_ms": session_timeout_ms,
-            "instance_id": instance_id,
-        }
-        self._call(start)
+        self._call(self._start)
 
     @property
     def pid(self) -> int:
@@ -128,43 +130,32 @@ class ReaderProcess:
         return self._proc.pid
 
     def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], pa.Buffer | None]:
-        failure: Exception | None = None
         try:
             _write_frame(self._to, request)
-            while True:
-                header, body = _read_frame(self._from)
-                if header["op"] == "recorded_offsets":  # asked during a partition assignment
-                    failure = self._answer_recorded_offsets() or failure
-                    continue
-                # the request's own answer has come: the pipe is in step for the next one
-                if failure is not None:
-                    raise failure
-                if header["op"] == "error":
-                    raise ReaderProcessError(f"broker reader: {header['message']}")
-                return header, body
+            header, body = _read_frame(self._from)
         except (EOFError, BrokenPipeError) as exc:
             code = self._proc.wait(timeout=10)
             raise ReaderProcessError(f"the broker reader process exited ({code})") from exc
+        if header["op"] == "error":
+            raise ReaderProcessError(f"broker reader: {header['message']}")
+        return header, body
 
-    def _answer_recorded_offsets(self) -> Exception | None:
-        """Tell the child where bronze stopped; if that cannot be known, say so (the child's
-        poll then fails instead of waiting for an answer) and return the failure to raise."""
-        try:
-            offsets = dict(self._recorded_offsets())
-        except Exception as exc:  # noqa: BLE001 - raised once the child has answered
-            _write_frame(self._to, {"op": "recorded_offsets", "error": repr(exc)})
-            return exc
-        _write_frame(self._to, {"op": "recorded_offsets", "offsets": offsets})
-        return None
-
-    def poll_batch(self, max_records: int, max_seconds: float) -> Batch:
-        """As ``BatchReader.poll_batch``."""
-        header, body = self._call(
-            {"op": "poll", "max_records": max_records, "max_seconds": max_seconds}
-        )
+    def poll_batch(
+        self, max_records: int, max_seconds: float, expected: Mapping[PartitionKey, int] | None
+    ) -> Batch:
+        """As ``BatchReader.poll_batch``; a child that died since is replaced first."""
+        if self._proc.poll() is not None:
+            self._close_pipes()
+            self._spawn()
+        request = {"op": "poll", "max_records": max_records, "max_seconds": max_seconds}
+        header, body = self._call({**request, "expected": _plain(expected)})
         assert body is not None
         rows = pa.ipc.open_stream(body).read_all()
-        return Batch(rows, {k: int(v) for k, v in header["next_offsets"].items()})
+        return Batch(rows, _offsets(header["next_offsets"]), _offsets(header["start_offsets"]))
+
+    def owned(self) -> set[PartitionKey]:
+        """As ``BatchReader.owned``."""
+        return set(self._call({"op": "owned"})[0]["owned"])
 
     def commit(self, next_offsets: Mapping[PartitionKey, int]) -> None:
         """As ``BatchReader.commit``: after bronze committed them."""
@@ -187,7 +178,22 @@ class ReaderProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        self._from.close()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self._to, self._from):
+            try:
+                pipe.close()
+            except OSError:  # the child is gone: nothing to flush to
+                pass
+
+
+def _plain(offsets: Mapping[PartitionKey, int] | None) -> dict[str, int] | None:
+    return None if offsets is None else {k: int(v) for k, v in offsets.items()}
+
+
+def _offsets(raw: dict[str, Any]) -> dict[PartitionKey, int]:
+    return {k: int(v) for k, v in raw.items()}
 
 
 class _Child:
@@ -198,37 +204,21 @@ class _Child:
 
     def __init__(self, source: IO[bytes], out: IO[bytes]) -> None:
         self._source, self._out = source, out
-        self._writing = threading.Lock()
         self._requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._consuming = ThreadPoolExecutor(1, thread_name_prefix="consume")
         self._ahead: Future | None = None
         self._handed_over: dict[PartitionKey, int] = {}
         self._reader: BatchReader | None = None
 
     def send(self, header: dict[str, Any], body: pa.Buffer | None = None) -> None:
-        with self._writing:
-            _write_frame(self._out, header, body)
+        _write_frame(self._out, header, body)
 
     def _read_frames(self) -> None:
         try:
             while True:
-                frame, _ = _read_frame(self._source)
-                box = self._answers if frame["op"] == "recorded_offsets" else self._requests
-                box.put(frame)
+                self._requests.put(_read_frame(self._source)[0])
         except (EOFError, OSError):  # the parent closed the pipe or died
             self._requests.put(None)
-            self._answers.put(None)
-
-    def _recorded_offsets(self) -> dict[str, int]:
-        """Asked during a partition assignment (in the consumer's thread)."""
-        self.send({"op": "recorded_offsets"})
-        answer = self._answers.get()
-        if answer is None:
-            raise EOFError("the parent is gone")
-        if "error" in answer:
-            raise RuntimeError(f"bronze's recorded offsets are unknown: {answer['error']}")
-        return answer["offsets"]
 
     def serve(self) -> None:
         threading.Thread(target=self._read_frames, name="frames", daemon=True).start()
@@ -250,13 +240,14 @@ class _Child:
                 BatchReader,
                 request["client_config"],
                 request["group_id"],
-                self._recorded_offsets,
                 session_timeout_ms=request["session_timeout_ms"],
                 instance_id=request["instance_id"],
             )
             self.send({"op": "ok"})
         elif op == "poll":
-            self._poll(request["max_records"], request["max_seconds"])
+            self._poll(request["max_records"], request["max_seconds"], request["expected"])
+        elif op == "owned":
+            self.send({"op": "owned", "owned": sorted(self.reader.owned())})
         elif op == "commit":  # beside a read ahead: the client is thread-safe (commit ∥ consume)
             self.reader.commit(request["offsets"])
             self.send({"op": "ok"})
@@ -280,16 +271,34 @@ class _Child:
         """Run a call in the reading thread, after the read ahead (if any)."""
         return self._consuming.submit(fn, *args, **kwargs).result()
 
-    def _poll(self, max_records: int, max_seconds: float) -> None:
-        batch = self._ahead.result() if self._ahead is not None else None
-        self._ahead = None
+    def _poll(
+        self, max_records: int, max_seconds: float, expected: dict[PartitionKey, int] | None
+    ) -> None:
+        batch = self._read_ahead(expected)
         if batch is None or (batch.size == 0 and any(self.reader.lag(self._handed_over).values())):
-            # nothing read ahead, or it found nothing but messages have arrived since: read now
-            batch = self._consume(self.reader.poll_batch, max_records, max_seconds)
-        self._handed_over.update(batch.next_offsets)
-        self.send({"op": "batch", "next_offsets": batch.next_offsets}, _ipc(batch.rows))
+            # nothing usable read ahead, or it found nothing but messages have arrived since
+            batch = self._consume(self.reader.poll_batch, max_records, max_seconds, expected)
+        self._handed_over = {**(expected or self._handed_over), **batch.next_offsets}
+        header = {"next_offsets": batch.next_offsets, "start_offsets": batch.start_offsets}
+        self.send({"op": "batch", **header}, _ipc(batch.rows))
         # read the next batch while the parent appends this one
-        self._ahead = self._consuming.submit(self.reader.poll_batch, max_records, max_seconds)
+        self._ahead = self._consuming.submit(self.reader.poll_batch, max_records, max_seconds, None)
+
+    def _read_ahead(self, expected: dict[PartitionKey, int] | None) -> Batch | None:
+        """The batch read ahead if it starts where ``expected`` says (None: wherever); else
+        None: it failed, or it follows a batch that never reached bronze, or the partitions
+        moved. Either way it is dropped and never raised again."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        try:
+            batch = ahead.result()
+        except Exception as exc:  # noqa: BLE001 - dropped: the poll reads afresh
+            print(f"broker reader: the read ahead failed and is dropped: {exc!r}", file=sys.stderr)
+            return None
+        if expected is None or self._consume(self.reader.starts_at, batch, expected):
+            return batch
+        return None
 
     def _shut(self) -> None:
         if self._reader is not None:

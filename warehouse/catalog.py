@@ -73,13 +73,19 @@ def _prepare_sqlite(uri: str) -> str:
 
 
 #: Properties every lakehouse table gets (a spec's own properties win). Manifest merging keeps
-#: the manifest count of micro-batch tables bounded; old metadata files are pruned.
+#: the manifest count of micro-batch tables bounded; old metadata files are pruned. pyiceberg's
+#: own commit retry is off: after a lost race it re-applies the same rows and summary on the new
+#: base (``Transaction._rebuild_snapshot_updates``), where bronze's offsets and a stage's
+#: watermark must be worked out again (``warehouse.io.append_planned`` retries that way).
 TABLE_DEFAULTS = {
     "write.parquet.compression-codec": "zstd",
     "commit.manifest-merge.enabled": "true",
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "500",
+    "commit.retry.num-retries": "0",
 }
+#: Defaults set on a table created before they were (tables made by an older version).
+_REQUIRED_DEFAULTS = ("commit.retry.num-retries",)
 _TRANSFORMS = {"day": DayTransform, "identity": IdentityTransform}
 
 
@@ -98,7 +104,7 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
             return _create_table(catalog, spec)
         except TableAlreadyExistsError:  # another process won the race
             table = catalog.load_table(spec.identifier_str)
-    return _add_missing_columns(table, spec)
+    return _add_missing_columns(_set_required_defaults(table), spec)
 
 
 def _create_table(catalog: Catalog, spec: TableSpec) -> Table:
@@ -116,6 +122,15 @@ def _create_table(catalog: Catalog, spec: TableSpec) -> Table:
             update_schema.set_identifier_fields(*spec.identifier)
     tx.commit_transaction()
     return catalog.load_table(spec.identifier_str)  # not the staged table the commit returns
+
+
+def _set_required_defaults(table: Table) -> Table:
+    """Set the defaults correctness depends on where the table lacks them (once)."""
+    missing = {k: TABLE_DEFAULTS[k] for k in _REQUIRED_DEFAULTS if k not in table.properties}
+    if missing:
+        with table.transaction() as tx:
+            tx.set_properties(missing)
+    return table
 
 
 def _add_missing_columns(table: Table, spec: TableSpec) -> Table:

@@ -2,7 +2,10 @@
 read incrementally, scan, replace a partition, look up keys.
 
 Each write is one commit (one snapshot) carrying the caller's snapshot summary properties, retried
-with a refreshed table when another writer committed first. Rewrites (``replace_partition``,
+with a refreshed table when another writer committed first; what depends on the table as the
+commit finds it (bronze's offsets, the quarantine rows not yet recorded, a watermark still where a
+stage read from) is worked out inside each attempt, against the snapshot that attempt commits on
+(``append_planned``, ``check``). Rewrites (``replace_partition``,
 compaction) commit a single OVERWRITE snapshot, which ``read_appended_since`` skips, so a reader
 that follows a table by snapshot watermark never sees a row twice.
 """
@@ -43,12 +46,14 @@ from warehouse.catalog import ensure_table, ensure_tables
 __all__ = [
     "Table",
     "append",
+    "append_planned",
     "commit_rewrite",
     "conform",
     "ensure_table",
     "ensure_tables",
     "existing_keys",
     "latest_summary_value",
+    "latest_summary_value_in",
     "read_appended_since",
     "read_files",
     "replace_partition",
@@ -62,6 +67,11 @@ __all__ = [
 #: A row filter: an Iceberg expression or its string form (``"day = '2026-11-01'"``).
 RowFilter = str | BooleanExpression
 T = TypeVar("T")
+#: Rows and snapshot summary of an append, worked out from the metadata the commit builds on;
+#: None: nothing to commit.
+Plan = Callable[[TableMetadata], "tuple[pa.Table, dict[str, str]] | None"]
+#: A condition on the metadata a commit builds on; raises to abandon the commit.
+Check = Callable[[TableMetadata], None]
 
 _STRINGS = {pa.string(), pa.large_string()}
 
@@ -93,11 +103,16 @@ def _conform_column(data: pa.Table, field: pa.Field) -> pa.ChunkedArray:
     return column
 
 
+#: Attempts of one commit against other writers (the loaders, silver, gold, maintenance): every
+#: attempt plans again on the refreshed table (pyiceberg's own retries are off).
+COMMIT_ATTEMPTS = 20
+
+
 def with_commit_retry(table: Table, attempt: Callable[[], T]) -> T:
     """Run ``attempt``; after a lost commit race, refresh the table and run it again."""
     for retry in Retrying(
         retry=retry_if_exception_type((CommitFailedException, ValidationException)),
-        stop=stop_after_attempt(6),
+        stop=stop_after_attempt(COMMIT_ATTEMPTS),
         wait=wait_random_exponential(multiplier=0.05, max=2),
         before_sleep=lambda _: table.refresh(),
         reraise=True,
@@ -107,25 +122,57 @@ def with_commit_retry(table: Table, attempt: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def append(table: Table, data: pa.Table, summary: dict[str, str]) -> int:
+def append(
+    table: Table, data: pa.Table, summary: dict[str, str], check: Check | None = None
+) -> int:
     """Append ``data`` in one commit whose snapshot summary holds ``summary``; the snapshot id.
+
+    ``check`` runs in every attempt on the metadata the commit builds on (a watermark that must
+    not have moved, ``warehouse.watermarks.unmoved``) and raises to abandon the commit.
+    """
+
+    def plan(base: TableMetadata) -> tuple[pa.Table, dict[str, str]]:
+        if check is not None:
+            check(base)
+        return data, summary
+
+    snapshot_id, _ = append_planned(table, plan)
+    assert snapshot_id is not None
+    return snapshot_id
+
+
+def append_planned(table: Table, plan: Plan) -> tuple[int | None, pa.Table]:
+    """One append whose rows and summary ``plan`` works out from the table as the commit finds
+    it; the snapshot id (None: the plan found nothing to commit) and the rows committed.
+
+    ``plan`` runs in every attempt with the metadata that attempt commits on (after a lost race,
+    the refreshed table's). The commit carries pyiceberg's requirement on that base snapshot
+    (``AssertRefSnapshotId`` on ``main``: ``_SnapshotProducer._commit`` in pyiceberg 0.12's
+    ``table/update/snapshot.py``), so a concurrent commit makes it fail and plan again instead of
+    landing on a base it was not planned for; pyiceberg's own retry, which would re-apply the
+    same rows and summary on the new base, is off (``commit.retry.num-retries`` = 0,
+    ``warehouse.catalog.TABLE_DEFAULTS``).
 
     Rows are written in arrival order (sorting costs more than a micro-batch can pay); compaction
     rewrites them in the table's sort order. As ``Table.append`` (merge or fast append by the
     table's properties), but a batch that falls in a single partition is written as it is,
     without the copy pyiceberg makes of each partition's rows (a bronze batch is one day's).
     """
-    _check_summary(summary)
 
-    def attempt() -> int:
-        rows = conform(table, data)
+    def attempt() -> tuple[int | None, pa.Table]:
         tx = table.transaction()
+        planned = plan(tx.table_metadata)
+        if planned is None:
+            return None, _empty(table, None)
+        data, summary = planned
+        _check_summary(summary)
+        rows = conform(table, data)
         with tx._append_snapshot_producer(summary) as files:  # merge or fast, as Table.append
             if rows.num_rows:
                 for data_file in _data_files(tx.table_metadata, rows, table.io, files.commit_uuid):
                     files.append_data_file(data_file)
         tx.commit_transaction()
-        return _current_id(table)
+        return _current_id(table), rows
 
     return with_commit_retry(table, attempt)
 
@@ -173,7 +220,12 @@ def _single_partition(metadata: TableMetadata, rows: pa.Table) -> PartitionKey |
 
 def latest_summary_value(table: Table, key: str) -> str | None:
     """``key`` in the summary of the newest snapshot of the current lineage that has it."""
-    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+    return latest_summary_value_in(table.metadata, key)
+
+
+def latest_summary_value_in(metadata: TableMetadata, key: str) -> str | None:
+    """As ``latest_summary_value``, in the table as ``metadata`` describes it (a commit's base)."""
+    for snapshot in ancestors_of(metadata.current_snapshot(), metadata):
         if snapshot.summary is not None and key in snapshot.summary.additional_properties:
             return snapshot.summary[key]
     return None
@@ -242,17 +294,23 @@ def existing_keys(
 
 
 def replace_partition(
-    table: Table, data: pa.Table, row_filter: RowFilter, summary: dict[str, str]
+    table: Table,
+    data: pa.Table,
+    row_filter: RowFilter,
+    summary: dict[str, str],
+    check: Check | None = None,
 ) -> int:
     """Replace the rows matching ``row_filter`` with ``data`` in one OVERWRITE commit.
 
     Files holding matching rows are rewritten without them (copy on write); rows of those files
-    that do not match are kept. Returns the new snapshot id.
+    that do not match are kept. Returns the new snapshot id. ``check`` as in ``append``.
     """
     expr = _expression(row_filter)
     _check_summary(summary)
 
     def attempt() -> int:
+        if check is not None:
+            check(table.metadata)  # the base of the transaction commit_rewrite opens
         tasks = list(table.scan(row_filter=expr).plan_files())
         old = read_files(table, tasks)
         keep = _expression_to_complementary_pyarrow(bind(table.schema(), expr, case_sensitive=True))
@@ -264,12 +322,17 @@ def replace_partition(
 
 
 def replace_rows(
-    table: Table, data: pa.Table, column: str, values: Iterable[object], summary: dict[str, str]
+    table: Table,
+    data: pa.Table,
+    column: str,
+    values: Iterable[object],
+    summary: dict[str, str],
+    check: Check | None = None,
 ) -> int:
     """Replace the rows whose ``column`` is one of ``values`` with ``data`` (one OVERWRITE
     commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them."""
     keys = [v.isoformat() if isinstance(v, date) else v for v in values]
-    return replace_partition(table, data, row_filter=In(column, keys), summary=summary)
+    return replace_partition(table, data, In(column, keys), summary, check)
 
 
 def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:

@@ -1,5 +1,6 @@
 """The reads the flows make, each bounded by partitions or keys so that none reads a whole table
-it does not need: silver's dedup lookup, the quarantine's recorded ids, day windows, history.
+it does not need: silver's dedup lookup, the quarantine's recorded ids (and the one write such a
+read decides: ``record_quarantine``), day windows, history.
 
 Silver, the scores and ``gold.merchant_daily`` are partitioned by the day of
 ``provider_created_at`` (``warehouse.tables``), bronze by the day of ``received_at``: a window on
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, In, LessThan
@@ -37,6 +39,17 @@ def seen_event_ids(silver: Table, events: pl.DataFrame) -> pl.Series:
     hi = events[CREATED].max() + timedelta(microseconds=1)
     found = io.scan(silver, row_filter=_between(CREATED, lo, hi), columns=("event_id",))
     return pl.from_arrow(found)["event_id"] if found.num_rows else none
+
+
+def record_quarantine(quarantine: Table, rows: pl.DataFrame, summary: dict[str, str]) -> int:
+    """Append the quarantine ``rows`` not yet in the table, decided inside the commit against
+    the snapshot it builds on, so that two loaders promoting the same bronze rows (or a re-run
+    after a crash) record each once; the rows appended."""
+
+    def plan(_base: object) -> tuple[pa.Table, dict[str, str]]:
+        return unrecorded_quarantine(quarantine, rows).to_arrow(), summary
+
+    return io.append_planned(quarantine, plan)[1].num_rows
 
 
 def unrecorded_quarantine(quarantine: Table, rows: pl.DataFrame) -> pl.DataFrame:

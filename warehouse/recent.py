@@ -47,11 +47,13 @@ class RecentAppends:
             while len(entries) > 1 and sum(t.num_rows for t in entries.values()) > self._max_rows:
                 entries.popitem(last=False)
 
-    def append(self, table: Table, rows: pa.Table, summary: dict[str, str]) -> int:
-        """Append ``rows`` in one commit (``warehouse.io.append``) and remember them as
-        committed (conformed); the snapshot id."""
+    def append(
+        self, table: Table, rows: pa.Table, summary: dict[str, str], check: io.Check | None = None
+    ) -> int:
+        """Append ``rows`` in one commit (``warehouse.io.append``, ``check`` as there) and
+        remember them as committed (conformed); the snapshot id."""
         rows = io.conform(table, rows)
-        snapshot_id = io.append(table, rows, summary=summary)
+        snapshot_id = io.append(table, rows, summary=summary, check=check)
         self.put(table, snapshot_id, rows)
         return snapshot_id
 

@@ -98,5 +98,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
 
 # Snapshot summary properties written with each commit (the no-loss protocol).
 SUMMARY_OFFSETS = "lakehouse.kafka-offsets"  # bronze: JSON {"topic:partition": next offset}
+#: bronze: JSON {"topic:partition": the offset bronze began reading it from} (for the audit)
+SUMMARY_FIRST_OFFSETS = "lakehouse.kafka-first-offsets"
 SUMMARY_SOURCE_SNAPSHOT = "lakehouse.source-snapshot"  # silver/gold: last source snapshot read
 SUMMARY_BATCH = "lakehouse.batch-id"

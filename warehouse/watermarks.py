@@ -2,32 +2,57 @@
 protocol, ``docs/architecture.md``):
 
 - bronze records, with every append, the next Kafka offset of each topic-partition it has
-  consumed (``SUMMARY_OFFSETS``: ``{"topic:partition": offset}``);
+  consumed (``SUMMARY_OFFSETS``: ``{"topic:partition": offset}``), and the offset it began
+  reading each from (``SUMMARY_FIRST_OFFSETS``, for the audit);
 - silver and gold record the last snapshot of the table below that they have read
   (``SUMMARY_SOURCE_SNAPSHOT``), and read the next batch from there.
 
 A watermark is the value in the newest snapshot of the current lineage that carries the key, so
-a commit without it (compaction, a rebuild) does not move it.
+a commit without it (compaction, a rebuild) does not move it. A stage that moves a watermark
+commits only if it is still where the stage read from (``unmoved``): with several loaders, the
+first to promote a range wins and the others learn it (``Superseded``) instead of promoting it
+again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
 import pyarrow as pa
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
 
 from warehouse import io
-from warehouse.tables import SUMMARY_OFFSETS, SUMMARY_SOURCE_SNAPSHOT
+from warehouse.tables import SUMMARY_FIRST_OFFSETS, SUMMARY_OFFSETS, SUMMARY_SOURCE_SNAPSHOT
 
 PartitionKey = str  # "topic:partition", as ``ingest.offsets`` spells it
 
 
+class Superseded(RuntimeError):
+    """Another writer moved the watermark since this stage read from it: nothing was committed,
+    and the range is (being) promoted elsewhere; the next pass reads from the new watermark."""
+
+
 def watermark(table: Table) -> int | None:
     """The last source snapshot ``table`` has read (None: it has read nothing yet)."""
-    raw = io.latest_summary_value(table, SUMMARY_SOURCE_SNAPSHOT)
+    return watermark_in(table.metadata)
+
+
+def watermark_in(metadata: TableMetadata) -> int | None:
+    """As ``watermark``, in the table as ``metadata`` describes it (a commit's base)."""
+    raw = io.latest_summary_value_in(metadata, SUMMARY_SOURCE_SNAPSHOT)
     return int(raw) if raw else None
+
+
+def unmoved(old: int | None) -> io.Check:
+    """A commit check: the table's watermark is still ``old`` (else ``Superseded``)."""
+
+    def check(base: TableMetadata) -> None:
+        now = watermark_in(base)
+        if now != old:
+            raise Superseded(f"the watermark moved from {old} to {now} since this stage read")
+
+    return check
 
 
 def source_summary(snapshot_id: int | None) -> dict[str, str]:
@@ -37,22 +62,47 @@ def source_summary(snapshot_id: int | None) -> dict[str, str]:
 
 def advance_watermark(table: Table, old: int | None, new: int | None) -> None:
     """Record that the source's newest snapshots held no rows (an empty commit), so that readers
-    of the watermark see this layer caught up and the next read starts after them."""
+    of the watermark see this layer caught up and the next read starts after them; nothing when
+    another writer moved it meanwhile."""
     if new is not None and new != old:
         empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
-        io.append(table, empty, summary=source_summary(new))
+        try:
+            io.append(table, empty, summary=source_summary(new), check=unmoved(old))
+        except Superseded:
+            pass
 
 
 def recorded_offsets(bronze: Table) -> dict[PartitionKey, int]:
     """The next offset of every topic-partition bronze has committed (empty: none yet)."""
-    raw = io.latest_summary_value(bronze, SUMMARY_OFFSETS)
+    return recorded_offsets_in(bronze.metadata)
+
+
+def recorded_offsets_in(metadata: TableMetadata) -> dict[PartitionKey, int]:
+    """As ``recorded_offsets``, in bronze as ``metadata`` describes it (a commit's base)."""
+    return _offsets_in(metadata, SUMMARY_OFFSETS)
+
+
+def first_offsets(bronze: Table) -> dict[PartitionKey, int]:
+    """The offset bronze began reading each topic-partition from (the audit checks from there)."""
+    return _offsets_in(bronze.metadata, SUMMARY_FIRST_OFFSETS)
+
+
+def first_offsets_in(metadata: TableMetadata) -> dict[PartitionKey, int]:
+    """As ``first_offsets``, in bronze as ``metadata`` describes it (a commit's base)."""
+    return _offsets_in(metadata, SUMMARY_FIRST_OFFSETS)
+
+
+def _offsets_in(metadata: TableMetadata, key: str) -> dict[PartitionKey, int]:
+    raw = io.latest_summary_value_in(metadata, key)
     return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 def offsets_summary(
-    recorded: Mapping[PartitionKey, int], consumed: Mapping[PartitionKey, int]
+    offsets: dict[PartitionKey, int], first: dict[PartitionKey, int]
 ) -> dict[str, str]:
-    """The snapshot summary of a bronze append: what was recorded, moved on by ``consumed``
-    (the partitions of other loaders keep their offsets)."""
-    offsets = {**recorded, **consumed}
-    return {SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True)}
+    """The snapshot summary of a bronze append that records ``offsets`` (every partition's
+    next offset) and ``first`` (where bronze began reading each)."""
+    return {
+        SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True),
+        SUMMARY_FIRST_OFFSETS: json.dumps(first, sort_keys=True),
+    }

@@ -48,12 +48,13 @@ def _is(spec: T.TableSpec):
 
 
 #: point -> the function after which the process stops, and the table it must have written
+#: (every append, bronze's included, is an ``io.append_planned`` commit)
 POINTS: dict[str, tuple[object, str, T.TableSpec | None]] = {
     "mid-consume": (ReaderProcess, "poll_batch", None),
-    "after-bronze": (io, "append", T.BRONZE_WEBHOOK_EVENTS),
+    "after-bronze": (io, "append_planned", T.BRONZE_WEBHOOK_EVENTS),
     "after-offsets": (ReaderProcess, "commit", None),
-    "after-quarantine": (io, "append", T.SILVER_QUARANTINE),
-    "after-silver": (io, "append", T.SILVER_PAYMENT_EVENTS),
+    "after-quarantine": (io, "append_planned", T.SILVER_QUARANTINE),
+    "after-silver": (io, "append_planned", T.SILVER_PAYMENT_EVENTS),
 }
 
 

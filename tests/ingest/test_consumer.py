@@ -1,8 +1,11 @@
 """The bronze loader's reader on the real broker: every message becomes one bronze row, whatever
-its headers or bytes hold, and offsets follow the messages read."""
+its headers or bytes hold, offsets follow the messages read, and a rebalance during a poll never
+puts a delivery twice into one batch."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -31,7 +34,6 @@ def _read_all(expected: int) -> tuple[list[dict], dict]:
     reader = BatchReader(
         settings.kafka_client_config(),
         settings.consumer_group,
-        recorded_offsets=dict,
         session_timeout_ms=6000,
     )
     return read_rows(reader, expected, max_records=1000)
@@ -93,3 +95,68 @@ def test_odd_messages_are_kept_whole_with_fallbacks_instead_of_failing_the_batch
     assert {r["provider"] for r in rows} == {"stripe"}
     assert [r["dlq_reason"] for r in rows] == [None, None, "X", None]
     assert [r["message_key"] for r in rows] == [None] * 4
+
+
+def _keep_producing(kafka: KafkaForTest, stop: threading.Event) -> None:
+    """Receiver messages into the payment-intent topic, all its partitions, until ``stop``."""
+    producer = Producer({"bootstrap.servers": kafka.broker.bootstrap, "linger.ms": 5})
+    n = 0
+    while not stop.is_set():
+        body = orjson.dumps(make_stripe_event("payment_intent.succeeded"))
+        msg = build_message(body, datetime.now(UTC), f"req_{n}")
+        producer.produce(msg.topic, key=msg.key, value=body, headers=msg.headers)
+        producer.poll(0)
+        n += 1
+        if n % 20 == 0:
+            time.sleep(0.01)
+    assert producer.flush(30) == 0
+
+
+def test_a_rebalance_during_a_poll_starts_the_batch_over_with_each_delivery_once(
+    clean_kafka,
+) -> None:
+    settings = get_settings()
+    member = lambda: BatchReader(  # noqa: E731
+        settings.kafka_client_config(), settings.consumer_group, session_timeout_ms=6000
+    )
+    stop = threading.Event()
+    producing = threading.Thread(target=_keep_producing, args=(clean_kafka, stop))
+    producing.start()
+    first, second = member(), None
+    try:
+        first.poll_batch(100, 5.0, {})  # joined: the group's partitions are all the first's
+        owned_alone = first.owned()
+
+        def join() -> None:
+            nonlocal second
+            time.sleep(1.0)
+            second = member()
+            second.poll_batch(100, 8.0, {})  # joining rebalances the group
+
+        joining = threading.Thread(target=join)
+        joining.start()
+        batch = first.poll_batch(10**7, 10.0, {})  # messages keep coming: polls the whole 10 s
+        joining.join()
+    finally:
+        stop.set()
+        producing.join()
+        first.close()
+        if second is not None:
+            second.close()
+
+    assert first.owned() < owned_alone, "no rebalance happened during the poll"
+    ids = batch.rows.column("delivery_id").to_pylist()
+    assert len(ids) == len(set(ids)), "a delivery is twice in one batch"
+    for key, end in batch.next_offsets.items():
+        topic, part = key.rsplit(":", 1)
+        offsets = sorted(
+            o
+            for t, p, o in zip(
+                batch.rows["topic"].to_pylist(),
+                batch.rows["partition"].to_pylist(),
+                batch.rows["offset"].to_pylist(),
+                strict=True,
+            )
+            if (t, p) == (topic, int(part))
+        )
+        assert offsets == list(range(batch.start_offsets[key], end)), key

@@ -1,5 +1,6 @@
 """The broker reader in its child process, on the real broker: the same batches as in-process,
-positioned by what bronze recorded, lag that counts what was read ahead, and no orphan child."""
+each read from where bronze stands (a batch read ahead past one that never reached bronze is
+thrown away), lag that counts what was read ahead, a dead child replaced, and no orphan child."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 
 from ingest import topics
 from ingest.consumer import partition_key
 from ingest.messages import build_message
-from ingest.reader_process import ReaderProcess, ReaderProcessError
+from ingest.reader_process import ReaderProcess, ReaderProcessError, _Child, _read_frame
 from settings import get_settings
 from simulator.events import make_stripe_event
 from tests.support.broker import read_rows
@@ -43,14 +46,14 @@ def _send(kafka, count: int, partition: int = 0) -> list[bytes]:
     return bodies
 
 
-def _reader(recorded=dict) -> ReaderProcess:
+def _reader() -> ReaderProcess:
     settings = get_settings()
     return ReaderProcess(
-        settings.kafka_client_config(),
-        settings.consumer_group,
-        recorded_offsets=recorded,
-        session_timeout_ms=6000,
+        settings.kafka_client_config(), settings.consumer_group, session_timeout_ms=6000
     )
+
+
+PI0 = partition_key(topics.PAYMENT_INTENT, 0)
 
 
 def _start_offset(kafka) -> int:
@@ -73,63 +76,105 @@ def test_batches_come_back_whole_with_their_offsets(clean_kafka) -> None:
     assert offsets == {partition_key(topics.PAYMENT_INTENT, 0): start + 25}
 
 
-def test_on_assignment_the_child_asks_the_parent_where_bronze_stopped(clean_kafka) -> None:
+def test_each_poll_starts_where_bronze_says(clean_kafka) -> None:
     _send(clean_kafka, 10)
     start = _start_offset(clean_kafka)
-    asked = []
-
-    def recorded() -> dict[str, int]:
-        asked.append(True)
-        return {partition_key(topics.PAYMENT_INTENT, 0): start + 6}  # bronze has six already
-
-    reader = _reader(recorded)
+    reader = _reader()
     try:
-        batch = reader.poll_batch(100, 10.0)
+        batch = reader.poll_batch(100, 10.0, {PI0: start + 6})  # bronze has six already
     finally:
         reader.close()
 
-    assert asked, "the child never asked for the recorded offsets"
     assert batch.rows.column("offset").to_pylist() == list(range(start + 6, start + 10))
+    assert batch.start_offsets[PI0] == start + 6
+    assert batch.next_offsets == {PI0: start + 10}
 
 
-def test_when_bronze_cannot_say_where_it_stopped_the_poll_fails_instead_of_hanging(
+def test_a_batch_read_ahead_past_one_that_never_reached_bronze_is_thrown_away(
     clean_kafka,
 ) -> None:
-    _send(clean_kafka, 3)
-
-    def unknown() -> dict[str, int]:
-        raise OSError("catalog unreachable")
-
-    reader = _reader(unknown)
+    _send(clean_kafka, 30)
+    start = _start_offset(clean_kafka)
+    reader = _reader()
     try:
-        started = time.monotonic()
-        with pytest.raises(OSError, match="catalog unreachable"):
-            reader.poll_batch(10, 5.0)
-        assert time.monotonic() - started < 60
-        assert reader.lag() == {}  # the pipe is in step: this answer is the lag's, not the poll's
+        first = reader.poll_batch(10, 10.0, {})  # nothing recorded: from the group's start
+        time.sleep(2)  # the child reads the next batch ahead meanwhile
+        # the first batch never reached bronze (its commit failed): the retry asks again
+        again = reader.poll_batch(10, 10.0, {})
+        time.sleep(2)
+        # now bronze recorded it: the batch read ahead (after it) is the right one
+        after = reader.poll_batch(10, 10.0, {PI0: start + 10})
     finally:
         reader.close()
+
+    offsets = list(range(start, start + 10))
+    assert first.rows.column("offset").to_pylist() == offsets
+    assert again.rows.column("offset").to_pylist() == offsets
+    assert again.start_offsets[PI0] == start
+    assert after.rows.column("offset").to_pylist() == list(range(start + 10, start + 20))
+
+
+def test_a_read_ahead_that_failed_is_dropped_and_never_raised_again(clean_kafka) -> None:
+    """The child's side in this process, its reader on the real broker. Stand-in: the failed
+    read ahead is a future holding an exception (a broker error cannot be produced on cue)."""
+    _send(clean_kafka, 20)
+    start = _start_offset(clean_kafka)
+    to_child, out = os.pipe(), os.pipe()
+    child = _Child(os.fdopen(to_child[0], "rb"), os.fdopen(out[1], "wb", buffering=0))
+    answers = os.fdopen(out[0], "rb")
+    settings = get_settings()
+    start_request = {
+        "op": "start",
+        "client_config": settings.kafka_client_config(),
+        "group_id": settings.consumer_group,
+        "session_timeout_ms": 6000,
+        "instance_id": None,
+    }
+    try:
+        child._answer(start_request)
+        assert _read_frame(answers)[0]["op"] == "ok"
+        batches = []
+        for _ in range(2):
+            failed: Future = Future()
+            failed.set_exception(RuntimeError("stand-in: broker error while consuming"))
+            child._ahead = failed
+            child._answer({"op": "poll", "max_records": 10, "max_seconds": 10.0, "expected": {}})
+            header, body = _read_frame(answers)
+            assert header["op"] == "batch", header
+            batches.append(pa.ipc.open_stream(body).read_all().column("offset").to_pylist())
+    finally:
+        child._shut()
+
+    assert batches == [list(range(start, start + 10))] * 2  # read afresh, from bronze's start
 
 
 def test_lag_counts_a_batch_read_ahead_but_not_handed_over(clean_kafka) -> None:
     _send(clean_kafka, 30)
+    start = _start_offset(clean_kafka)
     reader = _reader()
     try:
-        assert reader.poll_batch(10, 10.0).size == 10
+        assert reader.poll_batch(10, 10.0, {}).size == 10
         time.sleep(2)  # the child reads the next batch ahead meanwhile
         assert reader.lag()[topics.PAYMENT_INTENT] == 20
-        assert reader.poll_batch(10, 10.0).size == 10  # the batch read ahead
+        assert reader.poll_batch(10, 10.0, {PI0: start + 10}).size == 10  # the batch read ahead
         assert reader.lag()[topics.PAYMENT_INTENT] == 10
     finally:
         reader.close()
 
 
-def test_a_dead_child_is_reported_not_waited_for(clean_kafka) -> None:
+def test_a_dead_child_is_reported_then_replaced_on_the_next_poll(clean_kafka) -> None:
+    _send(clean_kafka, 5)
+    start = _start_offset(clean_kafka)
     reader = _reader()
-    os.kill(reader.pid, signal.SIGKILL)
-    with pytest.raises(ReaderProcessError, match="exited"):
-        reader.poll_batch(10, 1.0)
-    reader.close()
+    try:
+        os.kill(reader.pid, signal.SIGKILL)
+        with pytest.raises(ReaderProcessError, match="exited"):
+            reader.poll_batch(10, 1.0, {})
+        batch = reader.poll_batch(10, 10.0, {PI0: start + 2})  # a new child joins the group
+    finally:
+        reader.close()
+
+    assert batch.rows.column("offset").to_pylist() == list(range(start + 2, start + 5))
 
 
 def test_the_child_ends_when_its_parent_is_killed(clean_kafka, tmp_path: Path) -> None:
@@ -137,8 +182,8 @@ def test_the_child_ends_when_its_parent_is_killed(clean_kafka, tmp_path: Path) -
         f"""
         from ingest.reader_process import ReaderProcess
         reader = ReaderProcess({{"bootstrap.servers": "{clean_kafka.broker.bootstrap}"}},
-                               "{clean_kafka.group}", recorded_offsets=dict)
-        reader.poll_batch(10, 1.0)
+                               "{clean_kafka.group}")
+        reader.poll_batch(10, 1.0, {{}})
         print(reader.pid, flush=True)
         import time
         time.sleep(600)

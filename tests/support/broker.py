@@ -83,7 +83,7 @@ def read_rows(reader: Any, expected: int, max_records: int) -> tuple[list[dict],
     offsets: dict = {}
     try:
         while len(rows) < expected:
-            batch = reader.poll_batch(max_records, 10.0)
+            batch = reader.poll_batch(max_records, 10.0, None)  # on from the last batch
             assert batch.size, f"only {len(rows)} of {expected} messages arrived"
             rows += batch.rows.to_pylist()
             offsets.update(batch.next_offsets)
