@@ -1,8 +1,10 @@
-"""``maintenance``: compact small files per partition and expire old snapshots, every table.
+"""``maintenance``: compact small files per partition and expire old snapshots, every table;
+then audit completeness (``flows.audit``) and publish the report as an artifact.
 
 Idempotent: compaction only touches partitions with many small files, and expiry never removes a
 snapshot a downstream layer still reads from (its watermark on this table is protected), so
-running it at any time, twice or concurrently with the micro-batch, loses nothing.
+running it at any time, twice or concurrently with the micro-batch, loses nothing. The audit only
+reads; a run whose audit finds deliveries missing or doubled fails, with them named.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.audit import run_audit
 from flows.context import Lakehouse
 from warehouse import tables as T
 from warehouse import watermarks
@@ -48,11 +51,23 @@ def run_maintenance(
     return rows
 
 
+class AuditFailed(RuntimeError):
+    """The audit found deliveries missing or doubled; the message lists them."""
+
+
 @flow(name="maintenance")
 def maintenance(older_than_hours: float = 24.0, retain_last: int = 10, min_files: int = 8) -> list:
-    """Compact small files and expire snapshots older than ``older_than_hours``."""
+    """Compact small files, expire snapshots older than ``older_than_hours``, then audit."""
     rows = run_maintenance(older_than_hours, retain_last, min_files)
     get_run_logger().info("maintenance: %s", rows)
     table = [{k: str(v) for k, v in r.items() if k != "snapshot_ids"} for r in rows]
     create_table_artifact(key="maintenance", table=table, description="per table")
+    report = run_audit()
+    create_markdown_artifact(
+        key="audit",
+        markdown=report.markdown(),
+        description="broker vs bronze, bronze vs silver, silver vs gold",
+    )
+    if not report.ok:
+        raise AuditFailed("; ".join(report.problems))
     return rows

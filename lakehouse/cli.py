@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from lakehouse.commands import (
+    audit,
     broker,
     demo,
     history,
@@ -26,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for module in (broker, receiver, simulate, history, sql, run, mlflow, stack, demo):
+for module in (broker, receiver, simulate, history, sql, audit, run, mlflow, stack, demo):
     module.register(app)
 
 if __name__ == "__main__":

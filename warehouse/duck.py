@@ -119,6 +119,17 @@ def _time_travel(
     return pins
 
 
+def pinned_view(
+    con: duckdb.DuckDBPyConnection, name: str, table: Table, snapshot_id: int | None
+) -> None:
+    """A view ``name`` of ``table`` as of ``snapshot_id`` (None: before its first snapshot,
+    empty), beside the current ones (the audit reads a layer as its reader's watermark saw it)."""
+    schema = name.split(".")[0] if "." in name else None
+    if schema:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    _table_view(con, name, table, snapshot_id)
+
+
 def _table_view(con: duckdb.DuckDBPyConnection, name: str, table: Table, pin: int | None) -> None:
     source = f"iceberg_scan({_literal(table.metadata_location)}"
     source += f", snapshot_from_id={pin})" if pin not in (None, _CURRENT) else ")"
