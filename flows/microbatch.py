@@ -25,18 +25,23 @@ from flows.report import StageReport
 Stage = Callable[..., StageReport]
 
 
-def _as_task(fn: Stage, retries: int = 0):
+def _as_task(fn: Stage, retry_delays_seconds: tuple[int, ...] = ()):
     return task(
         fn,
         name=fn.__name__.replace("_", "-"),
         cache_policy=NO_CACHE,
-        retries=retries,
-        retry_delay_seconds=2,
+        retries=len(retry_delays_seconds),
+        retry_delay_seconds=list(retry_delays_seconds) or 0,
     )
 
 
+#: load-bronze is retried at once, then after 10 and 30 s: a catalog, object store or broker
+#: that is back within about 40 s costs no failed run. Any retry is safe: it reads from the
+#: offsets bronze's current snapshot records (``stages.load_bronze``).
+BRONZE_RETRY_DELAYS_SECONDS = (2, 10, 30)
+
 _TASKS = {
-    stages.load_bronze: _as_task(stages.load_bronze, retries=2),
+    stages.load_bronze: _as_task(stages.load_bronze, BRONZE_RETRY_DELAYS_SECONDS),
     stages.promote_silver: _as_task(stages.promote_silver),
     stages.score_gold: _as_task(stages.score_gold),
     stages.rebuild_merchant_daily: _as_task(stages.rebuild_merchant_daily),

@@ -7,28 +7,35 @@ from the environment), with its task retries on; the last line printed is JSON w
 id and final state.
 
 Faults installed here, in the flow's own process:
-  none               no fault (the faults come from outside: a lock, a broker stop, a kill)
+  none               no fault (the faults come from outside: a broker stop, a kill)
   commit-fails-once  the second bronze commit raises ``ConnectionError`` from pyiceberg's
                      ``Transaction.commit_transaction``, as an unreachable REST catalog or object
                      store raises it. A stand-in raised from the library in-process: the SQLite
                      catalog cannot be made to drop one connection on cue.
+  catalog-locked     just before the second bronze commit, another process takes SQLite's write
+                     lock on the catalog and holds it for 35 s, past the catalog's 30 s busy
+                     timeout: a real fault, started on cue so that it hits a bronze commit.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 from pyiceberg.table import Transaction
 
 from flows.microbatch import microbatch
+from settings import get_settings
 
 BRONZE = ("bronze", "webhook_events")
 
 
-def _fail_commit(number: int) -> None:
-    """Make the ``number``-th bronze commit of this process raise ``ConnectionError``."""
+def _before_bronze_commit(number: int, fault: Callable[[], None]) -> None:
+    """Run ``fault`` just before the ``number``-th bronze commit of this process."""
     original = Transaction.commit_transaction
     seen = {"bronze": 0}
     lock = threading.Lock()
@@ -37,15 +44,46 @@ def _fail_commit(number: int) -> None:
         if tuple(self._table.name()) == BRONZE:
             with lock:
                 seen["bronze"] += 1
-                failing = seen["bronze"] == number
-            if failing:
-                raise ConnectionError("stand-in: the catalog dropped the connection mid-commit")
+                due = seen["bronze"] == number
+            if due:
+                fault()
         return original(self)
 
     Transaction.commit_transaction = commit_transaction
 
 
-FAULTS = {"none": lambda: None, "commit-fails-once": lambda: _fail_commit(2)}
+def _connection_dropped() -> None:
+    raise ConnectionError("stand-in: the catalog dropped the connection mid-commit")
+
+
+LOCK_SECONDS = 35  # the catalog's busy timeout is 30 s (warehouse.catalog)
+
+
+def _lock_catalog() -> None:
+    """Another process takes the catalog's write lock and holds it; returns once it is held."""
+    database = get_settings().resolved_catalog_uri.removeprefix("sqlite:///").split("?")[0]
+    script = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "db.execute('ROLLBACK')\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(Path(database)), str(LOCK_SECONDS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    print(f"fault: the catalog is locked for {LOCK_SECONDS} s by process {holder.pid}", flush=True)
+
+
+FAULTS = {
+    "none": lambda: None,
+    "commit-fails-once": lambda: _before_bronze_commit(2, _connection_dropped),
+    "catalog-locked": lambda: _before_bronze_commit(2, _lock_catalog),
+}
 
 
 def main(fault: str, max_records: int, run_for_seconds: float) -> None:

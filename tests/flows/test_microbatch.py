@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.audit import run_audit
 from flows.context import Lakehouse
 from flows.held import run_release
 from flows.loop import run_loop
@@ -227,6 +228,8 @@ def test_kill_9_at_every_point_then_restart_loses_and_duplicates_nothing(
     assert count("SELECT count(*) FROM silver.payment_events") == valid
     assert count("SELECT count(DISTINCT event_id) FROM silver.payment_events") == valid
     assert count("SELECT count(*) FROM silver.quarantine") == len(KILL_POINTS)
+    report = run_audit()
+    assert report.ok, report.problems
 
 
 def _old_events(n: int) -> list[dict]:

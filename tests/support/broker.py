@@ -142,26 +142,28 @@ class KafkaForTest:
         commit_group_offsets(self.broker.bootstrap, self.group, self.start_offsets)
 
 
+def write_deliveries(bootstrap: str, bodies: list[bytes | dict]) -> list[OutgoingMessage]:
+    """Webhook bodies written to the broker exactly as the receiver writes them (acks=all,
+    idempotent), each acknowledged."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
+    )
+    sent = []
+    for i, body in enumerate(bodies):
+        raw = body if isinstance(body, bytes) else orjson.dumps(body)
+        msg = build_message(raw, datetime.now(UTC), f"req_test_{i}")
+        producer.produce(msg.topic, key=msg.key, value=msg.value, headers=msg.headers)
+        producer.poll(0)
+        sent.append(msg)
+    assert producer.flush(30) == 0, "the broker did not acknowledge every delivery"
+    return sent
+
+
 @dataclass
 class Deliveries:
-    """Writes webhook bodies to the broker exactly as the receiver would."""
+    """Writes webhook bodies to the test's broker exactly as the receiver would."""
 
     kafka: KafkaForTest
 
     def send(self, bodies: list[bytes | dict]) -> list[OutgoingMessage]:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.kafka.broker.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-            }
-        )
-        sent = []
-        for i, body in enumerate(bodies):
-            raw = body if isinstance(body, bytes) else orjson.dumps(body)
-            msg = build_message(raw, datetime.now(UTC), f"req_test_{i}")
-            producer.produce(msg.topic, key=msg.key, value=msg.value, headers=msg.headers)
-            sent.append(msg)
-        assert producer.flush(30) == 0, "the broker did not acknowledge every delivery"
-        return sent
+        return write_deliveries(self.kafka.broker.bootstrap, bodies)
