@@ -184,7 +184,8 @@ class Breakdown:
         io = warehouse.io
         # the reader runs in a child process: this is the wait for its batch and the hand-over
         self.wrap(reader_process.ReaderProcess, "poll_batch", "bronze: poll_batch (from reader)")
-        self.wrap(io, "append", lambda t, *a, **k: f"append {table(t)}")
+        # every append, bronze's included, is one append_planned commit
+        self.wrap(io, "append_planned", lambda t, *a, **k: f"append {table(t)}")
         self.wrap(io, "read_appended_since", lambda t, *a, **k: f"read_appended_since {table(t)}")
         self.wrap(io, "scan", lambda t, *a, **k: f"scan {table(t)}")
         self.wrap(io, "replace_partition", lambda t, *a, **k: f"replace_partition {table(t)}")

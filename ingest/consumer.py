@@ -271,16 +271,24 @@ class BatchReader:
         self._expected = dict(expected)
         return batch.start_offsets == {key: self._want(key) for key in self.owned()}
 
-    def _wait_for_assignment(self) -> None:
+    def _wait_for_assignment(self, max_records: int) -> tuple[list, dict[PartitionKey, int]]:
+        """Consume until the group assigns partitions. The messages read meanwhile, and where
+        they were read from, when the assignment came in one step (they start at its offsets,
+        the expected ones); otherwise none, and the partitions are sought back."""
+        generation = self._generation
         deadline = time.monotonic() + self._assignment_timeout_s
+        messages: list = []
         while self.assigned is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     "the consumer group assigned no partitions in time: is the "
                     "broker reachable and are the topics created?"
                 )
-            _checked(self._consumer.consume(1000, timeout=0.5))  # read again from the start
+            messages = _checked(self._consumer.consume(min(1000, max_records), timeout=0.5))
+        if self._generation == generation + 1:  # one assignment, its offsets set on_assign
+            return messages, {key: self._sought[key] for key in self.owned()}
         self._reposition()
+        return [], self._positions()
 
     def poll_batch(
         self, max_records: int, max_seconds: float, expected: Mapping[PartitionKey, int] | None
@@ -293,17 +301,31 @@ class BatchReader:
         if expected is not None:
             self._expected = dict(expected)
         if self.assigned is None:  # first poll, or a rebalance: wait for our partitions
-            self._wait_for_assignment()
-        elif expected is not None:
-            self._reposition()
-        return self._read(max_records, max_seconds)
+            first, starts = self._wait_for_assignment(max_records)
+        else:
+            if expected is not None:
+                self._reposition()
+            first, starts = [], self._positions()
+        return self._read(max_records, max_seconds, first, starts)
 
-    def _read(self, max_records: int, max_seconds: float) -> Batch:
-        generation, starts = self._generation, self._positions()
+    def _read(
+        self, max_records: int, max_seconds: float, first: list, starts: dict[PartitionKey, int]
+    ) -> Batch:
+        generation = self._generation
         parts: list[pa.Table] = []
         next_offsets: dict[PartitionKey, int] = {}
-        deadline = time.monotonic() + max_seconds
         count = 0
+
+        def take(messages: list) -> None:
+            nonlocal count
+            if messages:
+                parts.append(_columns(messages))
+                for msg in messages:
+                    next_offsets[partition_key(msg.topic(), msg.partition())] = msg.offset() + 1
+                count += len(messages)
+
+        take(first)
+        deadline = time.monotonic() + max_seconds
         while count < max_records and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -318,12 +340,7 @@ class BatchReader:
                 continue
             if not got and count:
                 break  # the topics are drained for now: do not wait out the deadline
-            messages = _checked(got)
-            if messages:
-                parts.append(_columns(messages))
-                for msg in messages:
-                    next_offsets[partition_key(msg.topic(), msg.partition())] = msg.offset() + 1
-                count += len(messages)
+            take(_checked(got))
         rows = pa.concat_tables(parts) if parts else _columns([])
         return Batch(_bronze_rows(rows, datetime.now(UTC)), next_offsets, starts)
 

@@ -31,6 +31,7 @@ from warehouse import io
 from warehouse.watermarks import (
     PartitionKey,
     first_offsets_in,
+    first_offsets_property,
     offsets_summary,
     recorded_offsets_in,
 )
@@ -131,14 +132,15 @@ def append_deliveries(
     Raises ``OffsetGap`` when the batch does not connect to what bronze recorded."""
     planned: dict[str, OffsetPlan] = {}
 
-    def plan(base: TableMetadata) -> tuple[pa.Table, dict[str, str]] | None:
-        offsets = recorded_offsets_in(base)
-        decided = plan_offsets(offsets, starts, ends, owned, first_offsets_in(base))
+    def plan(base: TableMetadata) -> io.Planned | None:
+        offsets, first = recorded_offsets_in(base), first_offsets_in(base)
+        decided = plan_offsets(offsets, starts, ends, owned, first)
         planned["plan"] = decided
         kept = fence(rows, decided.floors)
         if kept.num_rows == 0 and decided.recorded == offsets:
             return None  # nothing new: every row is in bronze already, or not ours
-        return kept, offsets_summary(decided.recorded, decided.first)
+        began = first_offsets_property(decided.first) if decided.first != first else {}
+        return io.Planned(kept, offsets_summary(decided.recorded), began)
 
     snapshot_id, committed = io.append_planned(bronze, plan)
     recorded = planned["plan"].recorded

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from typing import TypeVar
 
@@ -47,6 +49,7 @@ __all__ = [
     "Table",
     "append",
     "append_planned",
+    "Planned",
     "commit_rewrite",
     "conform",
     "ensure_table",
@@ -67,9 +70,20 @@ __all__ = [
 #: A row filter: an Iceberg expression or its string form (``"day = '2026-11-01'"``).
 RowFilter = str | BooleanExpression
 T = TypeVar("T")
-#: Rows and snapshot summary of an append, worked out from the metadata the commit builds on;
-#: None: nothing to commit.
-Plan = Callable[[TableMetadata], "tuple[pa.Table, dict[str, str]] | None"]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What one append commits: its rows, its snapshot summary, and table properties set in the
+    same commit (rarely: they are stored once, not with every snapshot)."""
+
+    rows: pa.Table
+    summary: dict[str, str]
+    properties: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+#: An append worked out from the metadata the commit builds on; None: nothing to commit.
+Plan = Callable[[TableMetadata], Planned | None]
 #: A condition on the metadata a commit builds on; raises to abandon the commit.
 Check = Callable[[TableMetadata], None]
 
@@ -131,10 +145,10 @@ def append(
     not have moved, ``warehouse.watermarks.unmoved``) and raises to abandon the commit.
     """
 
-    def plan(base: TableMetadata) -> tuple[pa.Table, dict[str, str]]:
+    def plan(base: TableMetadata) -> Planned:
         if check is not None:
             check(base)
-        return data, summary
+        return Planned(data, summary)
 
     snapshot_id, _ = append_planned(table, plan)
     assert snapshot_id is not None
@@ -164,10 +178,13 @@ def append_planned(table: Table, plan: Plan) -> tuple[int | None, pa.Table]:
         planned = plan(tx.table_metadata)
         if planned is None:
             return None, _empty(table, None)
-        data, summary = planned
-        _check_summary(summary)
-        rows = conform(table, data)
-        with tx._append_snapshot_producer(summary) as files:  # merge or fast, as Table.append
+        _check_summary(planned.summary)
+        rows = conform(table, planned.rows)
+        if planned.properties:
+            tx.set_properties(planned.properties)
+        with tx._append_snapshot_producer(
+            planned.summary
+        ) as files:  # merge or fast, as Table.append
             if rows.num_rows:
                 for data_file in _data_files(tx.table_metadata, rows, table.io, files.commit_uuid):
                     files.append_data_file(data_file)

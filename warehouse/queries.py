@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
-import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, In, LessThan
@@ -46,8 +45,8 @@ def record_quarantine(quarantine: Table, rows: pl.DataFrame, summary: dict[str, 
     the snapshot it builds on, so that two loaders promoting the same bronze rows (or a re-run
     after a crash) record each once; the rows appended."""
 
-    def plan(_base: object) -> tuple[pa.Table, dict[str, str]]:
-        return unrecorded_quarantine(quarantine, rows).to_arrow(), summary
+    def plan(_base: object) -> io.Planned:
+        return io.Planned(unrecorded_quarantine(quarantine, rows).to_arrow(), summary)
 
     return io.append_planned(quarantine, plan)[1].num_rows
 

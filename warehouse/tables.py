@@ -98,7 +98,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (
 
 # Snapshot summary properties written with each commit (the no-loss protocol).
 SUMMARY_OFFSETS = "lakehouse.kafka-offsets"  # bronze: JSON {"topic:partition": next offset}
-#: bronze: JSON {"topic:partition": the offset bronze began reading it from} (for the audit)
-SUMMARY_FIRST_OFFSETS = "lakehouse.kafka-first-offsets"
+#: bronze's table property: JSON {"topic:partition": the offset bronze began reading it from}
+#: (for the audit; a property, set when a partition first appears, not a summary per snapshot)
+PROPERTY_FIRST_OFFSETS = "lakehouse.kafka-first-offsets"
 SUMMARY_SOURCE_SNAPSHOT = "lakehouse.source-snapshot"  # silver/gold: last source snapshot read
 SUMMARY_BATCH = "lakehouse.batch-id"

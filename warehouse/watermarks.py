@@ -2,8 +2,9 @@
 protocol, ``docs/architecture.md``):
 
 - bronze records, with every append, the next Kafka offset of each topic-partition it has
-  consumed (``SUMMARY_OFFSETS``: ``{"topic:partition": offset}``), and the offset it began
-  reading each from (``SUMMARY_FIRST_OFFSETS``, for the audit);
+  consumed (``SUMMARY_OFFSETS``: ``{"topic:partition": offset}``); and, as a table property
+  set when a partition first appears, the offset it began reading each from
+  (``PROPERTY_FIRST_OFFSETS``, for the audit);
 - silver and gold record the last snapshot of the table below that they have read
   (``SUMMARY_SOURCE_SNAPSHOT``), and read the next batch from there.
 
@@ -23,7 +24,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 
 from warehouse import io
-from warehouse.tables import SUMMARY_FIRST_OFFSETS, SUMMARY_OFFSETS, SUMMARY_SOURCE_SNAPSHOT
+from warehouse.tables import PROPERTY_FIRST_OFFSETS, SUMMARY_OFFSETS, SUMMARY_SOURCE_SNAPSHOT
 
 PartitionKey = str  # "topic:partition", as ``ingest.offsets`` spells it
 
@@ -79,30 +80,26 @@ def recorded_offsets(bronze: Table) -> dict[PartitionKey, int]:
 
 def recorded_offsets_in(metadata: TableMetadata) -> dict[PartitionKey, int]:
     """As ``recorded_offsets``, in bronze as ``metadata`` describes it (a commit's base)."""
-    return _offsets_in(metadata, SUMMARY_OFFSETS)
+    raw = io.latest_summary_value_in(metadata, SUMMARY_OFFSETS)
+    return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 def first_offsets(bronze: Table) -> dict[PartitionKey, int]:
     """The offset bronze began reading each topic-partition from (the audit checks from there)."""
-    return _offsets_in(bronze.metadata, SUMMARY_FIRST_OFFSETS)
+    return first_offsets_in(bronze.metadata)
 
 
 def first_offsets_in(metadata: TableMetadata) -> dict[PartitionKey, int]:
     """As ``first_offsets``, in bronze as ``metadata`` describes it (a commit's base)."""
-    return _offsets_in(metadata, SUMMARY_FIRST_OFFSETS)
-
-
-def _offsets_in(metadata: TableMetadata, key: str) -> dict[PartitionKey, int]:
-    raw = io.latest_summary_value_in(metadata, key)
+    raw = metadata.properties.get(PROPERTY_FIRST_OFFSETS)
     return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
-def offsets_summary(
-    offsets: dict[PartitionKey, int], first: dict[PartitionKey, int]
-) -> dict[str, str]:
-    """The snapshot summary of a bronze append that records ``offsets`` (every partition's
-    next offset) and ``first`` (where bronze began reading each)."""
-    return {
-        SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True),
-        SUMMARY_FIRST_OFFSETS: json.dumps(first, sort_keys=True),
-    }
+def offsets_summary(offsets: dict[PartitionKey, int]) -> dict[str, str]:
+    """The snapshot summary of a bronze append that records ``offsets`` (every partition)."""
+    return {SUMMARY_OFFSETS: json.dumps(offsets, sort_keys=True)}
+
+
+def first_offsets_property(first: dict[PartitionKey, int]) -> dict[str, str]:
+    """The table property that records where bronze began reading each partition."""
+    return {PROPERTY_FIRST_OFFSETS: json.dumps(first, sort_keys=True)}

@@ -57,6 +57,13 @@ def test_a_partition_bronze_never_recorded_starts_wherever_it_was_read_from() ->
 
     assert plan.recorded == {A: 510, B: 3}
     assert plan.floors == {}
+    assert plan.first == {A: 500, B: 0}  # where the audit checks from
+
+
+def test_where_bronze_began_a_partition_is_kept_once_recorded() -> None:
+    plan = plan_offsets(base={A: 510}, starts={A: 510, B: 7}, ends={A: 520, B: 9}, first={A: 500})
+
+    assert plan.first == {A: 500, B: 7}
 
 
 def test_a_beginning_read_is_fenced_below_what_bronze_recorded() -> None:

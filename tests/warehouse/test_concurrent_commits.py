@@ -52,6 +52,7 @@ def test_a_loader_that_lost_the_race_fences_what_the_winner_recorded(catalog: Ca
     assert offsets(first) == list(range(15))  # 5..9 once: fenced against the winner's commit
     assert late.left_out == 5
     assert watermarks.recorded_offsets(first) == {KEY: 15}
+    assert watermarks.first_offsets(first) == {KEY: 0}  # a table property, set once
 
 
 def test_a_batch_that_would_skip_offsets_commits_nothing(catalog: Catalog) -> None:
