@@ -46,6 +46,7 @@ from rich.table import Table
 
 from lakehouse.broker import LocalBroker
 from lakehouse.supervisor import free_port
+from tests.support.faults import hold_write_lock, reader_child_of
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = ("catalog", "broker", "loader", "reader")
@@ -195,7 +196,7 @@ class Loaders:
         os.killpg(self.procs[i].pid, signal.SIGKILL)
 
     def reader_of(self, i: int) -> int | None:
-        return _child_of(self.procs[i].pid, b"ingest.reader_process")
+        return reader_child_of(self.procs[i].pid)
 
     def stop(self) -> None:
         self.stopping = True
@@ -210,27 +211,8 @@ class Loaders:
                 proc.wait()
 
 
-def _child_of(pid: int, marker: bytes) -> int | None:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid and marker in (stat.parent / "cmdline").read_bytes():
-                return int(stat.parent.name)
-        except (OSError, IndexError, ValueError):
-            continue
-    return None
-
-
 def lock_catalog(stack: Stack, seconds: float) -> None:
-    script = (
-        "import sqlite3, sys, time\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('BEGIN IMMEDIATE')\n"
-        "time.sleep(float(sys.argv[2]))\n"
-        "db.execute('ROLLBACK')\n"
-    )
-    database = stack.folder / "home" / "catalog.db"
-    subprocess.run([sys.executable, "-c", script, str(database), str(seconds)], check=True)
+    hold_write_lock(stack.folder / "home" / "catalog.db", seconds).wait()
 
 
 def restart_broker(stack: Stack, down_seconds: float) -> None:

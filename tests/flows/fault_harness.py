@@ -20,7 +20,6 @@ Faults installed here, in the flow's own process:
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pyiceberg.table import Transaction
 
 from flows.microbatch import microbatch
 from settings import get_settings
+from tests.support.faults import hold_write_lock
 
 BRONZE = ("bronze", "webhook_events")
 
@@ -62,20 +62,7 @@ LOCK_SECONDS = 35  # the catalog's busy timeout is 30 s (warehouse.catalog)
 def _lock_catalog() -> None:
     """Another process takes the catalog's write lock and holds it; returns once it is held."""
     database = get_settings().resolved_catalog_uri.removeprefix("sqlite:///").split("?")[0]
-    script = (
-        "import sqlite3, sys, time\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('BEGIN IMMEDIATE')\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(float(sys.argv[2]))\n"
-        "db.execute('ROLLBACK')\n"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(Path(database)), str(LOCK_SECONDS)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder = hold_write_lock(Path(database), LOCK_SECONDS)
     print(f"fault: the catalog is locked for {LOCK_SECONDS} s by process {holder.pid}", flush=True)
 
 

@@ -30,6 +30,7 @@ from lakehouse.prefect_api import prefect_env
 from settings import get_settings
 from simulator.events import make_stripe_event
 from tests.support.broker import Deliveries, end_offsets_of, write_deliveries
+from tests.support.faults import reader_child_of
 from tests.support.prefect import LocalPrefect, retried
 from warehouse import connect
 from warehouse.catalog import get_catalog
@@ -151,25 +152,13 @@ def test_the_reader_child_killed_mid_run_is_replaced_and_loses_nothing(
     flow = start_flow(prefect_server, max_records=500)
     wait_for(lambda: bronze_commits() >= 2, "the first bronze commits")
 
+    wait_for(lambda: reader_child_of(flow.pid) is not None, "the reader child")
     os.kill(reader_child_of(flow.pid), signal.SIGKILL)
     run = finish(flow)
 
     assert run.state == "COMPLETED", run.output[-3000:]
     assert retried(prefect_server.api_url, run.id, "load-bronze"), "Prefect never retried"
     assert_every_offset_once(deliveries.kafka.broker.bootstrap, start_of(deliveries))
-
-
-def reader_child_of(pid: int) -> int:
-    """The ``ingest.reader_process`` child of process ``pid``."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid and b"ingest.reader_process" in cmdline:
-            return int(stat.parent.name)
-    raise AssertionError(f"process {pid} has no reader child")
 
 
 def test_the_broker_stopped_and_restarted_mid_run_loses_nothing(

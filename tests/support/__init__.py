@@ -7,7 +7,9 @@
 - ``tables``: small valid rows of the warehouse tables (``make_silver_events``, …);
 - ``mlflow_store``: a migrated, empty MLflow store for a test's home;
 - ``services``: a receiver served in a thread, topic tails, reading bronze batches;
-- ``patching``: wrapping a function wherever it was imported (crash points, time breakdowns).
+- ``patching``: wrapping a function wherever it was imported (crash points, time breakdowns);
+- ``faults``: real faults (the catalog's write lock held by another process, a loader's reader
+  child); ``prefect``: a real Prefect server and reads of its runs.
 
 Fixtures stay in the ``conftest.py`` files; these are plain functions.
 """
