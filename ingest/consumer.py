@@ -171,6 +171,21 @@ def _checked(messages: list) -> list:
     return ok
 
 
+def _group_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[str, int]:
+    """The group's committed offsets of ``partitions`` (negative: none), asked a few times (a
+    coordinator still loading after a broker restart answers late). Still unknown: the
+    partitions are left out, and start from their first offset unless bronze recorded them; an
+    assignment must not fail (the client would assign them behind this reader's back)."""
+    for attempt in range(3):
+        try:
+            found = consumer.committed(partitions, timeout=10)
+            return {partition_key(tp.topic, tp.partition): tp.offset for tp in found}
+        except KafkaException as exc:
+            log.warning("the group's committed offsets are unknown (attempt %d): %s", attempt, exc)
+            time.sleep(1)
+    return {}
+
+
 class BatchReader:
     """A consumer-group member that yields bronze batches, each read from where bronze stands.
 
@@ -222,9 +237,8 @@ class BatchReader:
         return self._expected.get(key, self._group_start.get(key, BEGINNING))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in consumer.committed(partitions, timeout=10):
-            key = partition_key(tp.topic, tp.partition)
-            self._group_start[key] = tp.offset if tp.offset >= 0 else BEGINNING
+        for key, offset in _group_offsets(consumer, partitions).items():
+            self._group_start[key] = offset if offset >= 0 else BEGINNING
         for tp in partitions:
             key = partition_key(tp.topic, tp.partition)
             tp.offset = self._sought[key] = self._want(key)

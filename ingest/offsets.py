@@ -8,9 +8,10 @@ handed over, ``lakehouse status`` with the offsets bronze recorded.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 PartitionKey = str  # "topic:partition"
 
@@ -58,10 +59,32 @@ def end_offsets(
             if parts is None or parts.error is not None:
                 continue
             for p in parts.partitions:
-                tp = TopicPartition(topic, p)
-                ends[partition_key(topic, p)] = consumer.get_watermark_offsets(
-                    tp, timeout=timeout_s
-                )[1]
+                ends[partition_key(topic, p)] = _high(consumer, TopicPartition(topic, p), timeout_s)
         return ends
     finally:
         consumer.close()
+
+
+def _high(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
+    """A partition's high watermark; asked again while its leadership settles (a broker just
+    restarted answers "not leader" for a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=timeout_s)[1]
+        except KafkaException as exc:
+            error = exc.args[0]
+            settling = error.retriable() or error.code() in _SETTLING
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+#: Answers of a partition whose leadership is settling (a broker restarted, a topic created).
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)

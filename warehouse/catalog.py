@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
@@ -102,8 +102,8 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     except NoSuchTableError:
         try:
             return _create_table(catalog, spec)
-        except TableAlreadyExistsError:  # another process won the race
-            table = catalog.load_table(spec.identifier_str)
+        except (TableAlreadyExistsError, CommitFailedException):  # another process won the race
+            table = catalog.load_table(spec.identifier_str)  # (the SQL catalog says it either way)
     return _add_missing_columns(_set_required_defaults(table), spec)
 
 

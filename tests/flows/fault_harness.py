@@ -15,11 +15,16 @@ Faults installed here, in the flow's own process:
   catalog-locked     just before the second bronze commit, another process takes SQLite's write
                      lock on the catalog and holds it for 35 s, past the catalog's 30 s busy
                      timeout: a real fault, started on cue so that it hits a bronze commit.
+  reader-killed      just before the second bronze commit, the reader child is killed with
+                     SIGKILL: a real kill, on cue so that the loader next calls a dead child
+                     (the group commit after the bronze commit).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -29,7 +34,7 @@ from pyiceberg.table import Transaction
 
 from flows.microbatch import microbatch
 from settings import get_settings
-from tests.support.faults import hold_write_lock
+from tests.support.faults import hold_write_lock, reader_child_of
 
 BRONZE = ("bronze", "webhook_events")
 
@@ -66,10 +71,18 @@ def _lock_catalog() -> None:
     print(f"fault: the catalog is locked for {LOCK_SECONDS} s by process {holder.pid}", flush=True)
 
 
+def _kill_reader() -> None:
+    child = reader_child_of(os.getpid())
+    assert child is not None, "no reader child to kill"
+    os.kill(child, signal.SIGKILL)
+    print(f"fault: the reader child {child} was killed", flush=True)
+
+
 FAULTS = {
     "none": lambda: None,
     "commit-fails-once": lambda: _before_bronze_commit(2, _connection_dropped),
     "catalog-locked": lambda: _before_bronze_commit(2, _lock_catalog),
+    "reader-killed": lambda: _before_bronze_commit(2, _kill_reader),
 }
 
 

@@ -5,9 +5,9 @@ finds nothing missing or doubled in any layer.
 
 Faults: the catalog failing for one commit (a stand-in raised from pyiceberg in the flow's
 process) and for 35 s (SQLite locked by another process past its 30 s busy timeout, started on
-cue by the flow's process: ``fault_harness``), the broker
-stopped and restarted, the reader child killed, one of three loaders killed. The kill -9 of the
-loop at every commit point is ``test_microbatch.py``'s.
+cue by the flow's process: ``fault_harness``), the broker stopped and restarted, the reader
+child killed (between batches, and on cue while a batch is committed), one of three loaders
+killed. The kill -9 of the loop at every commit point is ``test_microbatch.py``'s.
 """
 
 from __future__ import annotations
@@ -145,17 +145,20 @@ def test_a_catalog_locked_past_its_busy_timeout_loses_nothing(
     assert_every_offset_once(deliveries.kafka.broker.bootstrap, start_of(deliveries))
 
 
-def test_the_reader_child_killed_mid_run_is_replaced_and_loses_nothing(
+def test_the_reader_child_killed_is_replaced_and_loses_nothing(
     deliveries: Deliveries, prefect_server: LocalPrefect, short_sessions: None
 ) -> None:
-    deliveries.send(payments(8000))
-    flow = start_flow(prefect_server, max_records=500)
-    wait_for(lambda: bronze_commits() >= 2, "the first bronze commits")
+    deliveries.send(payments(6000))
 
+    # once between two batches (the next poll replaces the child) ...
+    flow = start_flow(prefect_server, fault="reader-killed", max_records=500)
     wait_for(lambda: reader_child_of(flow.pid) is not None, "the reader child")
-    os.kill(reader_child_of(flow.pid), signal.SIGKILL)
-    run = finish(flow)
+    first_child = reader_child_of(flow.pid)
+    os.kill(first_child, signal.SIGKILL)
+    wait_for(lambda: reader_child_of(flow.pid) not in (None, first_child), "a new reader child")
+    run = finish(flow)  # ... and once while a batch is being committed (the fault)
 
+    assert "fault: the reader child" in run.output, run.output[-3000:]
     assert run.state == "COMPLETED", run.output[-3000:]
     assert retried(prefect_server.api_url, run.id, "load-bronze"), "Prefect never retried"
     assert_every_offset_once(deliveries.kafka.broker.bootstrap, start_of(deliveries))
