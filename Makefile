@@ -56,6 +56,7 @@ bench: $(STAMP) broker-jars ## run the benchmarks quoted in the README
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/pipeline.py --events 1000000
 	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/duckdb_scan.py
 	$(BIN)/python bench/models.py
 

@@ -1,11 +1,12 @@
 """The audit's reads (``lakehouse audit``): DuckDB over the lakehouse views (``warehouse.duck``),
 vectorized end to end; the comparisons are in ``warehouse.audit``.
 
-Cost: one aggregate over bronze's partition and offset columns; the exact gap and doubled ranges
-only for partitions whose counts say they have some; one pass over bronze up to silver's watermark
-joined by delivery and event id with silver and the quarantine; one over silver for gold. A layer
-is read as its reader's watermark saw it (``pinned_view``) where pending work must be told apart
-from missing work.
+Cost: one aggregate over bronze's partition and offset columns (grouped by their values; keys are
+spelled only for the result); the exact gap and doubled ranges only for partitions whose counts
+say they have some; one anti join of bronze up to silver's watermark with silver's deliveries
+(then with the quarantine's, and by event id only for the few left); one anti join of silver with
+the scores; days cast to text only after aggregating. A layer is read as its reader's watermark
+saw it (``pinned_view``) where pending work must be told apart from missing work.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def bronze_offsets(con: duckdb.DuckDBPyConnection) -> BronzeOffsets:
     """Per partition in bronze: rows, distinct offsets, lowest, highest; then the ranges absent
     between its rows, and the ranges present more than once, where the counts say so."""
     rows = con.execute(
-        f"""SELECT {_KEY} AS p, count(*), count(DISTINCT "offset"), min("offset"), max("offset")
-        FROM bronze.webhook_events GROUP BY ALL"""
+        f"""SELECT {_KEY} AS p, n, distinct_offsets, lowest, highest FROM (
+            SELECT topic, "partition", count(*) AS n, count(DISTINCT "offset") AS distinct_offsets,
+                min("offset") AS lowest, max("offset") AS highest
+            FROM bronze.webhook_events GROUP BY topic, "partition")"""
     ).fetchall()
     stats = {p: PartitionStats(n, distinct, lo, hi) for p, n, distinct, lo, hi in rows}
     holed = [p for p, s in stats.items() if s.distinct < s.highest - s.lowest + 1]
@@ -49,18 +52,29 @@ def bronze_offsets(con: duckdb.DuckDBPyConnection) -> BronzeOffsets:
     return BronzeOffsets(stats, _gaps(con, holed), _doubled(con, twice))
 
 
+def _of(partitions: Sequence[str]) -> str:
+    """A filter on the rows of ``partitions`` (``topic:partition`` keys), by column values."""
+    pairs = [key.rsplit(":", 1) for key in partitions]
+    return " OR ".join(f'(topic = {_text(t)} AND "partition" = {int(n)})' for t, n in pairs)
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _gaps(con: duckdb.DuckDBPyConnection, partitions: Sequence[str]) -> dict[str, list]:
     if not partitions:
         return {}
     found = con.execute(
-        f"""SELECT p, "offset" + 1, next - 1 FROM (
-            SELECT p, "offset", lead("offset") OVER (PARTITION BY p ORDER BY "offset") AS next
-            FROM (SELECT DISTINCT {_KEY} AS p, "offset" FROM bronze.webhook_events
-                  WHERE list_contains($partitions, {_KEY})))
+        f"""SELECT {_KEY}, "offset" + 1, next - 1 FROM (
+            SELECT topic, "partition", "offset",
+                lead("offset") OVER (PARTITION BY topic, "partition" ORDER BY "offset") AS next
+            FROM (SELECT DISTINCT topic, "partition", "offset" FROM bronze.webhook_events
+                  WHERE {_of(partitions)}))
         WHERE next > "offset" + 1
-        QUALIFY row_number() OVER (PARTITION BY p ORDER BY "offset") <= {MAX_RANGES}
-        ORDER BY p, "offset\"""",
-        {"partitions": list(partitions)},
+        QUALIFY row_number() OVER (PARTITION BY topic, "partition" ORDER BY "offset")
+            <= {MAX_RANGES}
+        ORDER BY 1, 2"""
     ).fetchall()
     return _by_partition(found)
 
@@ -70,15 +84,17 @@ def _doubled(con: duckdb.DuckDBPyConnection, partitions: Sequence[str]) -> dict[
         return {}
     found = con.execute(
         f"""WITH twice AS (
-            SELECT {_KEY} AS p, "offset" FROM bronze.webhook_events
-            WHERE list_contains($partitions, {_KEY}) GROUP BY ALL HAVING count(*) > 1)
-        SELECT p, min("offset"), max("offset") FROM (
-            SELECT p, "offset", "offset" - row_number() OVER (PARTITION BY p ORDER BY "offset")
-                AS island FROM twice)
-        GROUP BY p, island
-        QUALIFY row_number() OVER (PARTITION BY p ORDER BY min("offset")) <= {MAX_RANGES}
-        ORDER BY 1, 2""",
-        {"partitions": list(partitions)},
+            SELECT topic, "partition", "offset" FROM bronze.webhook_events
+            WHERE {_of(partitions)} GROUP BY ALL HAVING count(*) > 1)
+        SELECT {_KEY}, min("offset"), max("offset") FROM (
+            SELECT topic, "partition", "offset",
+                "offset" - row_number() OVER (PARTITION BY topic, "partition" ORDER BY "offset")
+                    AS island
+            FROM twice)
+        GROUP BY topic, "partition", island
+        QUALIFY row_number() OVER (PARTITION BY topic, "partition" ORDER BY min("offset"))
+            <= {MAX_RANGES}
+        ORDER BY 1, 2"""
     ).fetchall()
     return _by_partition(found)
 
@@ -90,9 +106,6 @@ def _by_partition(found: list[tuple[str, int, int]]) -> dict[str, list[OffsetRan
     return ranges
 
 
-_OUTCOMES = ("silver", "quarantine", "duplicate", "not_modelled")
-
-
 def bronze_days(
     con: duckdb.DuckDBPyConnection,
     bronze: Table,
@@ -102,48 +115,60 @@ def bronze_days(
     """Bronze deliveries per day received, by outcome: in silver (by delivery), quarantined by
     silver, not modelled (type not in ``modelled_types``), a duplicate (its event is in silver or
     the quarantine through another delivery). Only bronze as of silver's watermark is expected
-    to have one; the rest of the day's deliveries are pending."""
+    to have one; the rest of the day's deliveries are pending.
+
+    One anti join of the deliveries with silver's, one with the quarantine's; only the few left
+    are classified further (by type, by event id)."""
     pinned_view(con, "audit.bronze_promoted", bronze, silver_watermark)
     found = con.execute(
-        f"""WITH events AS (
+        f"""WITH promoted AS (
+            SELECT CAST(received_at AS DATE) AS day, delivery_id, event_id, event_type
+            FROM audit.bronze_promoted),
+        not_silver AS (
+            SELECT * FROM promoted p
+            WHERE NOT EXISTS (SELECT 1 FROM silver.payment_events s
+                              WHERE s.delivery_id = p.delivery_id)),
+        neither AS (
+            SELECT * FROM not_silver n
+            WHERE NOT EXISTS (SELECT 1 FROM silver.quarantine q
+                              WHERE q.layer = 'silver' AND q.delivery_id = n.delivery_id)),
+        events AS (
             SELECT provider_event_id AS id FROM silver.payment_events
-            UNION SELECT event_id FROM silver.quarantine
-            WHERE layer = 'silver' AND event_id IS NOT NULL),
+            UNION ALL SELECT event_id FROM silver.quarantine WHERE layer = 'silver'),
+        seen AS (SELECT DISTINCT x.delivery_id FROM neither x JOIN events e ON e.id = x.event_id),
         outcome AS (
-            SELECT {_DAY.format(column="b.received_at")} AS day, b.delivery_id,
-                CASE WHEN s.delivery_id IS NOT NULL THEN 'silver'
-                     WHEN q.delivery_id IS NOT NULL THEN 'quarantine'
-                     WHEN NOT coalesce(list_contains($modelled, b.event_type), false)
+            SELECT x.day, x.delivery_id,
+                CASE WHEN NOT coalesce(list_contains($modelled, x.event_type), false)
                          THEN 'not_modelled'
-                     WHEN e.id IS NOT NULL THEN 'duplicate'
+                     WHEN s.delivery_id IS NOT NULL THEN 'duplicate'
                      ELSE 'missing' END AS outcome
-            FROM audit.bronze_promoted b
-            LEFT JOIN (SELECT DISTINCT delivery_id FROM silver.payment_events) s
-                USING (delivery_id)
-            LEFT JOIN (SELECT DISTINCT delivery_id FROM silver.quarantine
-                       WHERE layer = 'silver') q USING (delivery_id)
-            LEFT JOIN events e ON e.id = b.event_id),
-        promoted AS (
+            FROM neither x LEFT JOIN seen s USING (delivery_id)),
+        totals AS (
+            SELECT CAST(received_at AS DATE) AS day, count(*) AS n
+            FROM bronze.webhook_events GROUP BY 1),
+        promoted_n AS (SELECT day, count(*) AS n FROM promoted GROUP BY 1),
+        not_silver_n AS (SELECT day, count(*) AS n FROM not_silver GROUP BY 1),
+        neither_n AS (
             SELECT day, count(*) AS n,
-                {", ".join(f"count(*) FILTER (outcome = '{o}') AS {o}" for o in _OUTCOMES)},
+                count(*) FILTER (outcome = 'duplicate') AS duplicates,
+                count(*) FILTER (outcome = 'not_modelled') AS not_modelled,
                 (list(delivery_id ORDER BY delivery_id) FILTER (outcome = 'missing'))
                     [1:{EXAMPLES}] AS examples
-            FROM outcome GROUP BY day),
-        everything AS (
-            SELECT {_DAY.format(column="received_at")} AS day, count(*) AS n
-            FROM bronze.webhook_events GROUP BY day)
-        SELECT day, a.n, {", ".join(f"coalesce(p.{o}, 0)" for o in _OUTCOMES)},
-            a.n - coalesce(p.n, 0), p.examples
-        FROM everything a LEFT JOIN promoted p USING (day) ORDER BY day""",
+            FROM outcome GROUP BY 1)
+        SELECT CAST(t.day AS VARCHAR), t.n,
+            coalesce(p.n, 0) - coalesce(s.n, 0),
+            coalesce(s.n, 0) - coalesce(x.n, 0),
+            coalesce(x.duplicates, 0), coalesce(x.not_modelled, 0),
+            t.n - coalesce(p.n, 0), x.examples
+        FROM totals t LEFT JOIN promoted_n p USING (day) LEFT JOIN not_silver_n s USING (day)
+            LEFT JOIN neither_n x USING (day)
+        ORDER BY t.day""",
         {"modelled": list(modelled_types)},
     ).fetchall()
     return [
         DayAccount(day, n, silver, quarantine, dup, other, pending, tuple(examples or ()))
         for day, n, silver, quarantine, dup, other, pending, examples in found
     ]
-
-
-_DAY = "CAST(CAST({column} AS DATE) AS VARCHAR)"
 
 
 def silver_doubled(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -161,25 +186,30 @@ def score_days(
     eligible_types: Sequence[str],
 ) -> list[ScoreDay]:
     """Per day created: eligible silver events (``eligible_types``) as of the scores' watermark,
-    how many have one score, none, several; the day's other eligible events are pending."""
+    how many have a score, how many none; events scored more than once; the day's other eligible
+    events are pending. One anti join of the events with the scores."""
     pinned_view(con, "audit.silver_scored", silver, scores_watermark)
-    created = _DAY.format(column="provider_created_at")
     found = con.execute(
-        f"""WITH scored AS (SELECT event_id, count(*) AS n FROM gold.payment_scores GROUP BY 1),
-        expected AS (
-            SELECT {created} AS day, coalesce(c.n, 0) AS n
-            FROM audit.silver_scored s LEFT JOIN scored c USING (event_id)
-            WHERE list_contains($eligible, s.event_type)),
-        checked AS (
-            SELECT day, count(*) AS eligible, count(*) FILTER (n = 1) AS once,
-                count(*) FILTER (n = 0) AS never, count(*) FILTER (n > 1) AS twice
-            FROM expected GROUP BY day),
+        """WITH expected AS (
+            SELECT CAST(provider_created_at AS DATE) AS day, event_id
+            FROM audit.silver_scored WHERE list_contains($eligible, event_type)),
+        unscored AS (
+            SELECT day, count(*) AS n FROM expected x
+            WHERE NOT EXISTS (SELECT 1 FROM gold.payment_scores g WHERE g.event_id = x.event_id)
+            GROUP BY 1),
+        expected_n AS (SELECT day, count(*) AS n FROM expected GROUP BY 1),
         everything AS (
-            SELECT {created} AS day, count(*) AS n FROM silver.payment_events
-            WHERE list_contains($eligible, event_type) GROUP BY day)
-        SELECT day, coalesce(c.eligible, 0), coalesce(c.once, 0), coalesce(c.never, 0),
-            coalesce(c.twice, 0), a.n - coalesce(c.eligible, 0)
-        FROM everything a LEFT JOIN checked c USING (day) ORDER BY day""",
+            SELECT CAST(provider_created_at AS DATE) AS day, count(*) AS n
+            FROM silver.payment_events WHERE list_contains($eligible, event_type) GROUP BY 1),
+        doubled AS (
+            SELECT CAST(provider_created_at AS DATE) AS day,
+                count(*) - count(DISTINCT event_id) AS n
+            FROM gold.payment_scores GROUP BY 1)
+        SELECT CAST(a.day AS VARCHAR), coalesce(e.n, 0), coalesce(e.n, 0) - coalesce(u.n, 0),
+            coalesce(u.n, 0), coalesce(d.n, 0), a.n - coalesce(e.n, 0)
+        FROM everything a LEFT JOIN expected_n e USING (day) LEFT JOIN unscored u USING (day)
+            LEFT JOIN doubled d USING (day)
+        ORDER BY a.day""",
         {"eligible": list(eligible_types)},
     ).fetchall()
     return [ScoreDay(*row) for row in found]
@@ -191,12 +221,13 @@ def daily_pending_days(
     """Days (created) with silver rows after ``gold.merchant_daily``'s watermark: not rebuilt
     yet (their row counts differ between silver now and silver as of the watermark)."""
     pinned_view(con, "audit.silver_daily", silver, daily_watermark)
-    created = _DAY.format(column="provider_created_at")
     found = con.execute(
-        f"""SELECT day FROM (
-            SELECT {created} AS day, count(*) AS n FROM silver.payment_events GROUP BY 1) a
+        """SELECT CAST(day AS VARCHAR) FROM (
+            SELECT CAST(provider_created_at AS DATE) AS day, count(*) AS n
+            FROM silver.payment_events GROUP BY 1) a
         LEFT JOIN (
-            SELECT {created} AS day, count(*) AS n FROM audit.silver_daily GROUP BY 1) w
+            SELECT CAST(provider_created_at AS DATE) AS day, count(*) AS n
+            FROM audit.silver_daily GROUP BY 1) w
         USING (day) WHERE a.n <> coalesce(w.n, 0) ORDER BY 1"""
     ).fetchall()
     return [day for (day,) in found]

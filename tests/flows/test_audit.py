@@ -87,7 +87,7 @@ def test_work_not_done_yet_is_pending_not_missing(deliveries: Deliveries) -> Non
     assert bronze["pending"] == 7  # in bronze, after silver's watermark
 
 
-def test_offsets_lost_from_bronze_are_named_with_their_exact_range(
+def test_offsets_lost_or_doubled_in_bronze_are_named_with_their_exact_ranges(
     deliveries: Deliveries,
 ) -> None:
     send_mixed(deliveries)
@@ -101,11 +101,15 @@ def test_offsets_lost_from_bronze_are_named_with_their_exact_range(
     offsets.sort()
     lost = offsets[1:3]  # two deliveries in a row vanish
     drop_rows(BRONZE_WEBHOOK_EVENTS, "delivery_id", [f"{topic}:{part}:{o}" for o in lost])
+    twice = offsets[-2:]  # and a misconfigured writer lands the last two again
+    again = io.scan(bronze, f"topic = '{topic}' AND partition = {part} AND offset >= {twice[0]}")
+    io.append(bronze, again, {"writer": "misconfigured"})
 
     code, output = audit_cli()
 
     assert code == 1, output
     assert f"{topic}:{part}: 2 offsets missing from bronze: {lost[0]}..{lost[1]}" in output
+    assert f"{topic}:{part}: 2 offsets in bronze more than once: {twice[0]}..{twice[1]}" in output
 
 
 def test_events_lost_or_doubled_in_silver_and_gold_are_problems(deliveries: Deliveries) -> None:
