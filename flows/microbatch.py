@@ -35,9 +35,9 @@ def _as_task(fn: Stage, retry_delays_seconds: tuple[int, ...] = ()):
     )
 
 
-#: load-bronze is retried at once, then after 10 and 30 s: a catalog, object store or broker
-#: that is back within about 40 s costs no failed run. Any retry is safe: it reads from the
-#: offsets bronze's current snapshot records (``stages.load_bronze``).
+#: load-bronze is retried after 2, 10 and 30 s: a catalog, object store or broker that is
+#: back within about 40 s costs no failed run. Any retry is safe: it reads from the offsets
+#: bronze's current snapshot records (``stages.load_bronze``).
 BRONZE_RETRY_DELAYS_SECONDS = (2, 10, 30)
 
 _TASKS = {
