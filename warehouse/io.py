@@ -264,12 +264,23 @@ def replace_partition(
 
 
 def replace_rows(
-    table: Table, data: pa.Table, column: str, values: Iterable[object], summary: dict[str, str]
+    table: Table,
+    data: pa.Table,
+    column: str,
+    values: Iterable[object],
+    summary: dict[str, str],
+    within: RowFilter | None = None,
 ) -> int:
     """Replace the rows whose ``column`` is one of ``values`` with ``data`` (one OVERWRITE
-    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them."""
+    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them.
+
+    ``within`` (e.g. the rows' partitions) bounds the files rewritten: random keys defeat file
+    statistics, so without it every file of the table may be rewritten."""
     keys = [v.isoformat() if isinstance(v, date) else v for v in values]
-    return replace_partition(table, data, row_filter=In(column, keys), summary=summary)
+    row_filter: BooleanExpression = In(column, keys)
+    if within is not None:
+        row_filter = And(_expression(within), row_filter)
+    return replace_partition(table, data, row_filter=row_filter, summary=summary)
 
 
 def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:

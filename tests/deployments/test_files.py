@@ -35,6 +35,7 @@ DEPLOYMENTS_EXPECTED = {
     "train-models": "cron",
     "maintenance": "cron",
     "replay-quarantine": None,
+    "rescore": None,
     "backfill": None,
 }
 
