@@ -182,9 +182,13 @@ def _shared_windows(
     frame: pl.DataFrame, trim: bool, key: str, *specs: KeyedWindows
 ) -> pl.DataFrame:
     """``_q`` and the windows of ``specs`` for the query rows, over the rows sharing their ``key``
-    (all rows unless ``trim``)."""
+    (all rows unless ``trim``; then only rows ``LOOKBACK`` before the first query row or later:
+    these windows read nothing older, unlike the customer's, which need ``HISTORY``)."""
     query = pl.col("_q").is_not_null()
-    rows = _rows_sharing(frame, key) if trim else frame
+    rows = frame
+    if trim:
+        first = frame.filter(query)["_t"].min()
+        rows = _rows_sharing(frame, key).filter(pl.col("_t") >= first - _LOOKBACK_S)
     windows = [keyed_windows(rows, spec, _LOOKBACK_S, wanted=query) for spec in specs]
     return pl.concat([rows.filter(query).select("_q"), *windows], how="horizontal")
 
