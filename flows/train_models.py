@@ -57,10 +57,10 @@ def run_training(
 
 def _summary(model: Any, decision: Any) -> dict[str, Any]:
     return {
+        **model.info,
         **decision.as_dict(),
         "beats_baseline": model.beats_baseline,
         "train_seconds": round(model.train_seconds, 3),
-        **model.info,
         "holdout": model.metrics,
         "baseline_holdout": model.baseline_metrics,
         "linear_holdout": model.linear_metrics,

@@ -167,7 +167,7 @@ def train_model(
     linear = linear_predictor(data.train, spec.features)
     model.linear_metrics = evaluate(kind, linear, data.holdout, data.train)
     model.info = {
-        "baseline": f"logistic regression on {', '.join(BASELINE_FEATURES[kind])}",
+        "baseline_model": f"logistic regression on {', '.join(BASELINE_FEATURES[kind])}",
         "rounds": rounds,
         "rows_train": data.train.height,
         "rows_holdout": data.holdout.height,

@@ -127,4 +127,5 @@ def test_train_models_flow_publishes_metrics_against_the_baseline(
         "payments-churn",
     }
     assert artifact is not None and "baseline" in (artifact.description or "")
-    assert "payments-churn" in str(artifact.data)
+    assert "payments-churn" in str(artifact.data) and "Rescored 0 gold rows" in str(artifact.data)
+    assert run["rescore"]["champions"] == {row["name"]: "1" for row in run["models"].values()}
