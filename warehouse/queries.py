@@ -89,10 +89,15 @@ def days_with_rows(table: Table, since: date | None = None) -> list[date]:
     the partition values of the planned files: no data file is read."""
     spec, schema = table.spec(), table.schema()
     position = next(
-        i
-        for i, field in enumerate(spec.fields)
-        if schema.find_column_name(field.source_id) == CREATED and str(field.transform) == "day"
+        (
+            i
+            for i, field in enumerate(spec.fields)
+            if schema.find_column_name(field.source_id) == CREATED and str(field.transform) == "day"
+        ),
+        None,
     )
+    if position is None:
+        raise ValueError(f"{table.name()} is not partitioned by the day of {CREATED}")
     row_filter: BooleanExpression = AlwaysTrue()
     if since is not None:
         row_filter = GreaterThanOrEqual(CREATED, datetime.combine(since, time.min, UTC).isoformat())

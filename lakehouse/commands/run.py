@@ -140,9 +140,10 @@ def rescore(
 ) -> None:
     """Score the gold rows written without the current champions; rebuild their merchant_daily."""
     from flows.rescore import run_rescore
+    from flows.stages import GateFailed
 
     try:
         result = run_rescore(date.fromisoformat(since) if since else None)
-    except ValueError as exc:
+    except (ValueError, GateFailed) as exc:
         _fail(exc)
     console.print_json(json.dumps(result, default=str))
