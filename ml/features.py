@@ -20,6 +20,7 @@ comparable across currencies and do not depend on a currency's minor-unit expone
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -191,6 +192,14 @@ def _shared_windows(
         rows = _rows_sharing(frame, key).filter(pl.col("_t") >= first - _LOOKBACK_S)
     windows = [keyed_windows(rows, spec, _LOOKBACK_S, wanted=query) for spec in specs]
     return pl.concat([rows.filter(query).select("_q"), *windows], how="horizontal")
+
+
+@cache
+def feature_names() -> frozenset[str]:
+    """What a model's features can name: every column ``build_features`` gives and the delay
+    features ``with_retry_delay`` adds."""
+    built = build_features(pl.DataFrame(schema=INPUT_COLUMNS)).columns
+    return frozenset(built) | frozenset(DELAY_FEATURES)
 
 
 def with_retry_delay(features: pl.DataFrame, delay_hours: pl.Expr | float) -> pl.DataFrame:

@@ -9,7 +9,9 @@ batch order, with exactly the columns of ``gold.payment_scores``:
 - churn: every eligible event of a known customer, the customer's churn risk at event time.
 
 A model without a champion leaves its columns null and is listed in ``missing_models``; scoring
-never raises for that. MLflow is not imported here: champions come in as arguments.
+never raises for that. Nor for a champion trained on features that are no longer built (renamed
+or dropped since): it counts as missing (``servable``) until training replaces it. MLflow is not
+imported here: champions come in as arguments.
 
 ``stale_scores`` says which score rows a champion should have scored but did not (written before
 it was registered, or by a version since replaced): what ``rescore`` scores again.
@@ -26,7 +28,14 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import polars as pl
 
-from ml.features import CHARGE_SUCCEEDED, FAILED, SUCCEEDED, build_features, select_inputs
+from ml.features import (
+    CHARGE_SUCCEEDED,
+    FAILED,
+    SUCCEEDED,
+    build_features,
+    feature_names,
+    select_inputs,
+)
 from ml.metrics import CANDIDATE_DELAYS_H, recommend
 from ml.names import CHURN, FRAUD, MODEL_NAMES, RETRY
 from transforms.schemas import GOLD_PAYMENT_SCORES
@@ -81,6 +90,7 @@ def score_events(
     """
     if scored_at.tzinfo is None:
         raise ValueError("scored_at must be timezone-aware")
+    champions = servable(champions)
     eligible = events.filter(pl.col("event_type").is_in(ELIGIBLE_TYPES))
     missing = tuple(name for name in MODEL_NAMES if champions.get(name) is None)
     if eligible.is_empty():
@@ -103,13 +113,22 @@ def stale_scores(scores: pl.DataFrame, champions: Mapping[str, Champion | None])
     """Event ids of the ``scores`` rows (``STALE_COLUMNS``) that a model with a champion scores
     (``SCORED_BY``) but whose version column is null or names another version."""
     stale = pl.lit(False)
-    for name, champion in champions.items():
+    for name, champion in servable(champions).items():
         if champion is None:
             continue
         version = pl.col(f"{PREFIX[name]}_model_version")
         other = version.is_null() | (version != champion.version)
         stale = stale | (SCORED_BY[name].fill_null(False) & other)
     return scores.filter(stale)["event_id"]
+
+
+def servable(champions: Mapping[str, Champion | None]) -> dict[str, Champion | None]:
+    """``champions`` with None for those whose features are not all built any more."""
+    built = feature_names()
+    return {
+        name: c if c is not None and set(c.features) <= built else None
+        for name, c in champions.items()
+    }
 
 
 class _Clock:
