@@ -69,7 +69,7 @@ def test_every_routed_type_has_the_stripe_envelope_and_lands_in_its_topic(event_
     assert re.fullmatch(r"evt_[A-Za-z0-9]{24}", evt["id"])
     assert evt["object"] == "event" and evt["type"] == event_type
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", evt["api_version"])
-    assert evt["created"] == int(T0.timestamp()) and evt["livemode"] is False
+    assert evt["created"] == int(T0.timestamp()) and evt["livemode"] is True
     assert isinstance(evt["pending_webhooks"], int) and set(evt["request"]) == {
         "id",
         "idempotency_key",
@@ -77,6 +77,7 @@ def test_every_routed_type_has_the_stripe_envelope_and_lands_in_its_topic(event_
     obj = evt["data"]["object"]
     assert obj["object"] == OBJECT_OF[event_type.rsplit(".", 1)[0]]
     assert isinstance(obj["id"], str) and isinstance(obj["metadata"], dict)
+    assert obj.get("livemode", True) is True  # a live account's objects, like its events
     message = build_message(encode(evt), T0, "req-1")
     assert message.topic == ROUTED[event_type]
     assert message.key.decode() == (evt.get("account") or obj["metadata"]["merchant_id"])
