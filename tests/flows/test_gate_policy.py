@@ -8,10 +8,8 @@ gates): these stages need no broker.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -23,18 +21,10 @@ from lakehouse.status import silver_hold
 from quality.decisions import SUMMARY_HELD
 from settings import get_settings
 from simulator.events import make_stripe_event
-from tests.support.bronze import bronze_frame
-from warehouse.io import scan
+from tests.support.landing import land, rows_of, set_env
 from warehouse.tables import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS, SILVER_QUARANTINE
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def lh() -> Iterator[Lakehouse]:
-    lakehouse = Lakehouse()
-    yield lakehouse
-    lakehouse.close()
 
 
 def events(n: int, seed: int, **overrides) -> list[dict]:
@@ -46,28 +36,12 @@ def events(n: int, seed: int, **overrides) -> list[dict]:
     ]
 
 
-def land(lh: Lakehouse, bodies: list[dict], first_offset: int = 0) -> pl.DataFrame:
-    """Append ``bodies`` to bronze as the loader would, received just now; the rows."""
-    rows = bronze_frame(bodies, first_offset=first_offset, received_at=lambda _: NOW)
-    lh.append(BRONZE_WEBHOOK_EVENTS, rows.to_arrow(), summary={})
-    return rows
-
-
-def rows_of(lh: Lakehouse, spec) -> pl.DataFrame:
-    lh.refresh()
-    return pl.from_arrow(scan(lh.table(spec)))
-
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(f"LAKEHOUSE_{name.upper()}", value)
-    get_settings.cache_clear()
-
-
 def test_a_batch_quarantining_too_large_a_share_is_held_and_shown_until_it_goes_through(
     lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    land(lh, [*events(50, seed=1), *events(70, seed=2, currency="xxx")])  # 58 % bad
+    land(
+        lh, [*events(50, seed=1), *events(70, seed=2, currency="xxx")], received_at=NOW
+    )  # 58 % bad
 
     with pytest.raises(GateFailed, match=r"silver_batch failed: .*\(quarantine_share\)"):
         promote_silver(lh)
@@ -98,7 +72,7 @@ def test_a_batch_quarantining_too_large_a_share_is_held_and_shown_until_it_goes_
 def test_split_promotes_the_rows_that_pass_and_quarantines_the_rows_the_gate_flagged(
     lh: Lakehouse,
 ) -> None:
-    first = land(lh, events(6, seed=3))
+    first = land(lh, events(6, seed=3), received_at=NOW)
     # a second, misconfigured writer lands two of the same deliveries again
     lh.append(BRONZE_WEBHOOK_EVENTS, first.slice(2, 2).to_arrow(), summary={"writer": "other"})
     with pytest.raises(GateFailed, match=r"bronze_webhook_events failed: .*unique\(delivery_id\)"):
@@ -124,7 +98,7 @@ def test_split_promotes_the_rows_that_pass_and_quarantines_the_rows_the_gate_fla
 def test_split_of_a_share_hold_promotes_every_event_and_rows_keep_their_codes(
     lh: Lakehouse,
 ) -> None:
-    land(lh, [*events(40, seed=4), *events(70, seed=5, amount=-1)])
+    land(lh, [*events(40, seed=4), *events(70, seed=5, amount=-1)], received_at=NOW)
     with pytest.raises(GateFailed):
         promote_silver(lh)
 
@@ -135,7 +109,7 @@ def test_split_of_a_share_hold_promotes_every_event_and_rows_keep_their_codes(
 
 
 def test_an_operator_can_quarantine_a_held_batch_whole(lh: Lakehouse) -> None:
-    first = land(lh, events(3, seed=6))
+    first = land(lh, events(3, seed=6), received_at=NOW)
     lh.append(BRONZE_WEBHOOK_EVENTS, first.head(1).to_arrow(), summary={"writer": "other"})
     with pytest.raises(GateFailed):
         promote_silver(lh)

@@ -8,7 +8,6 @@ Bronze is written directly (real Iceberg tables, real gates): no broker needed.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -18,10 +17,8 @@ from flows.backfill import run_backfill
 from flows.context import Lakehouse
 from flows.replay import run_replay
 from flows.stages import promote_silver, rebuild_merchant_daily, score_gold
-from settings import get_settings
 from simulator.events import make_stripe_event
-from tests.support.bronze import bronze_frame
-from warehouse.io import scan
+from tests.support.landing import land, rows_of, set_env
 from warehouse.tables import (
     BRONZE_WEBHOOK_EVENTS,
     GOLD_MERCHANT_DAILY,
@@ -33,33 +30,9 @@ from warehouse.tables import (
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def lh() -> Iterator[Lakehouse]:
-    lakehouse = Lakehouse()
-    yield lakehouse
-    lakehouse.close()
-
-
 def event(seed: int, event_type: str = "payment_intent.succeeded", **overrides) -> dict:
     overrides.setdefault("created", NOW - timedelta(minutes=10))
     return make_stripe_event(event_type, rng=random.Random(seed), **overrides)
-
-
-def land(lh: Lakehouse, bodies: list[dict]) -> pl.DataFrame:
-    rows = bronze_frame(bodies, received_at=lambda _: NOW)
-    lh.append(BRONZE_WEBHOOK_EVENTS, rows.to_arrow(), summary={})
-    return rows
-
-
-def rows_of(lh: Lakehouse, spec) -> pl.DataFrame:
-    lh.refresh()
-    return pl.from_arrow(scan(lh.table(spec)))
-
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(f"LAKEHOUSE_{name.upper()}", value)
-    get_settings.cache_clear()
 
 
 def accounted(lh: Lakehouse, duplicates: int, not_modelled: int) -> dict[str, int]:
@@ -77,7 +50,7 @@ def test_replay_uses_the_micro_batchs_rules_and_gates(
     lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     big = [event(s, amount=150_000_000, currency="jpy") for s in (1, 2)]  # over 8 digits
-    land(lh, [*big, *(event(s) for s in range(10, 15))])
+    land(lh, [*big, *(event(s) for s in range(10, 15))], received_at=NOW)
     promote_silver(lh)
     assert accounted(lh, 0, 0) == {"silver": 5, "pending": 2}
 
@@ -101,7 +74,9 @@ def test_backfill_moves_rows_between_silver_and_quarantine_and_keeps_the_identit
     dear = [event(s, amount=5_000, currency="usd") for s in range(30, 33)]
     big = [event(s, amount=150_000_000, currency="jpy") for s in (40, 41)]
     other = event(50, "customer.created")
-    land(lh, [*cheap, *dear, *big, other, cheap[0]])  # the provider retried cheap[0]
+    land(
+        lh, [*cheap, *dear, *big, other, cheap[0]], received_at=NOW
+    )  # the provider retried cheap[0]
     promote_silver(lh)
     score_gold(lh)
     rebuild_merchant_daily(lh)
@@ -135,7 +110,7 @@ def test_test_mode_events_reach_silver_but_not_gold(
 ) -> None:
     live = [event(s, amount=1_000, currency="eur") for s in (60, 61)]
     test = event(62, amount=7_000, currency="eur", livemode=False)
-    land(lh, [*live, test])
+    land(lh, [*live, test], received_at=NOW)
     promote_silver(lh)
     score_gold(lh)
     rebuild_merchant_daily(lh)
