@@ -131,11 +131,10 @@ def silver_pass(
         duplicates=seen + split.duplicates_in_batch,
         not_modelled=split.not_modelled.height,
     )
-    summary = silver_batch_summary(
-        counts, deliveries, events, lh.settings.gate_quarantine_share_min_rows
-    )
-    whole = run_gate(summary, "silver_batch", params, hold=True)
-    results = [r for r in (arrived, promoted, whole) if r is not None]
+    min_rows = lh.settings.gate_quarantine_share_min_rows
+    as_a_whole = silver_batch_summary(counts, deliveries, events, min_rows)
+    batch = run_gate(as_a_whole, "silver_batch", params, hold=True)
+    results = [r for r in (arrived, promoted, batch) if r is not None]
     outcome = SilverPass(events, split.quarantine, counts.not_modelled, counts.duplicates, results)
     failed = [r for r in results if not r.success]
     if not failed:
