@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.broker import port_is_free
-from settings import Settings
+from settings import DEV_WEBHOOK_SECRET, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 PREFECT_FILE = REPO / "prefect.yaml"
@@ -181,12 +181,16 @@ def prefect_env(api_url: str, prefect_home: Path) -> dict[str, str]:
     }
 
 
-def prefect_server(prefect_home: Path, port: int, run_dir: Path, logs_dir: Path) -> Service:
-    """``prefect server start`` on 127.0.0.1:port with its SQLite database under prefect_home."""
+def prefect_server(
+    prefect_home: Path, port: int, run_dir: Path, logs_dir: Path, database_url: str | None = None
+) -> Service:
+    """``prefect server start`` on 127.0.0.1:port with its database at ``database_url``
+    (PostgreSQL: ``postgresql+asyncpg://…``), by default SQLite under prefect_home."""
     api_url = f"http://{HOST}:{port}/api"
+    database_url = database_url or f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}"
     env = {
         **prefect_env(api_url, prefect_home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_UI_API_URL": api_url,  # the UI otherwise calls 127.0.0.1:4200 whatever the port
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         # Deployment concurrency slots are leases; kept in memory (the default) they are lost with
@@ -336,6 +340,12 @@ def child_env(settings: Settings) -> dict[str, str]:
     return {"LAKEHOUSE_HOME": str(settings.home_abs)}
 
 
+def webhook_secrets(settings: Settings) -> list[str]:
+    """The secrets the embedded stack's receiver accepts: the configured ones, else (outside
+    production, which requires them) the development secret, passed to it explicitly."""
+    return settings.stripe_webhook_secrets or [DEV_WEBHOOK_SECRET]
+
+
 def services(settings: Settings) -> dict[str, Service]:
     """The long-running parts besides the broker, in start order."""
     runs, logs = run_dir(settings), settings.logs_dir
@@ -345,14 +355,16 @@ def services(settings: Settings) -> dict[str, Service]:
     mlflow = f"http://{HOST}:{settings.mlflow_port}"
     lakehouse = (sys.executable, "-m", "lakehouse.cli")
     return {
-        "prefect-server": prefect_server(home, settings.prefect_port, runs, logs),
+        "prefect-server": prefect_server(
+            home, settings.prefect_port, runs, logs, settings.prefect_database_url
+        ),
         "prefect-worker": prefect_worker(api_url, home, runs, logs, env=env),
         "receiver": Service(
             "receiver",
             (*lakehouse, "receiver"),
             runs / "receiver.pid",
             logs / "receiver.log",
-            env=env,
+            env={**env, "LAKEHOUSE_STRIPE_WEBHOOK_SECRETS": ",".join(webhook_secrets(settings))},
             port=settings.receiver_port,
             marker="receiver",
             ready=lambda: http_ok(f"{receiver}/health/live"),
