@@ -172,6 +172,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["webhooks"],
         route_class_override=DirectRoute,
     )
+    _add_health_routes(app, metrics=settings.receiver_metrics_port is None)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _add_health_routes(app: FastAPI, metrics: bool) -> None:
+    """Liveness, readiness and (unless served on a port of its own by the lifespan) /metrics."""
     app.add_api_route("/health/live", live, methods=["GET"], response_model=Health, tags=["health"])
     app.add_api_route(
         "/health/ready",
@@ -181,7 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=openapi.READY_RESPONSES,
         tags=["health"],
     )
-    if settings.receiver_metrics_port is None:  # else served on that port by the lifespan
+    if metrics:
         app.add_api_route(
             "/metrics",
             metrics_endpoint,
@@ -190,8 +197,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             responses=openapi.METRICS_RESPONSES,
             tags=["health"],
         )
-    app.add_middleware(RequestContextMiddleware)
-    return app
 
 
 # --- routes -----------------------------------------------------------------------------------

@@ -234,11 +234,6 @@ class Settings(BaseSettings):
         return (self.mlflow_artifacts or self.mlflow_artifacts_dir.as_uri()).rstrip("/")
 
     @property
-    def resolved_prefect_database_url(self) -> str:
-        prefect_db = self.home_abs / "prefect" / "prefect.db"
-        return self.prefect_database_url or f"sqlite+aiosqlite:///{prefect_db}"
-
-    @property
     def openapi_enabled(self) -> bool:
         """The receiver's /docs and /openapi.json: development only."""
         return self.environment != "production"

@@ -60,7 +60,6 @@ def test_aws_s3_users_can_go_back_to_the_sdks_default_checksums() -> None:
 def test_the_stack_defaults_describe_files_under_home() -> None:
     settings = Settings()
     assert settings.resolved_mlflow_artifacts == settings.mlflow_artifacts_dir.as_uri()
-    assert settings.resolved_prefect_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.openapi_enabled
     assert not Settings(
         environment="production", stripe_webhook_secrets=["whsec_x"]
