@@ -28,6 +28,7 @@ from lakehouse.broker import LocalBroker, free_port
 from lakehouse.cli import app
 from lakehouse.localprod import ProductionShape
 from settings import get_settings
+from settings.config import S3_CHECKSUM_VARIABLES, S3_CLIENT_VARIABLES
 from simulator.direct import write_bodies
 from simulator.events import encode
 from simulator.history import generate_history
@@ -128,6 +129,9 @@ def chain(
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
+        for name in (*S3_CHECKSUM_VARIABLES, *S3_CLIENT_VARIABLES):  # undone with the context
+            patch.setenv(name, "")
+            patch.delenv(name)
         get_settings.cache_clear()
         history = generate_history(**SMALL, end=datetime.now(UTC))
         config = get_settings().kafka_client_config()
