@@ -22,10 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from settings import Settings
+from transforms.schemas import ARROW_AMOUNT, ARROW_TS
 from warehouse.catalog import get_catalog
 from warehouse.duck import connect
 from warehouse.io import append, ensure_table
-from warehouse.tables import AMOUNT, SILVER_PAYMENT_EVENTS, TS
+from warehouse.tables import SILVER_PAYMENT_EVENTS
 
 QUERY = """
 SELECT merchant_id, currency, SUM(amount) AS volume, COUNT(*) AS events
@@ -46,7 +47,7 @@ def silver_rows(offset: int, n: int, rows_total: int, rng: np.random.Generator) 
     first_day = offset * DAYS // rows_total  # data arrives roughly in time order
     days = max(1, n * DAYS // rows_total)
     day_us = ((first_day + rng.random(n) * days) * 86_400_000_000).astype(np.int64)
-    at = pa.array(START_US + day_us, TS)
+    at = pa.array(START_US + day_us, ARROW_TS)
     merchants = pa.array([f"acct_{i:04d}" for i in range(1_000)])
 
     def pick(values: list[str] | pa.Array, size: int | None = None) -> pa.Array:
@@ -66,7 +67,7 @@ def silver_rows(offset: int, n: int, rows_total: int, rng: np.random.Generator) 
             ),
             "amount_minor": pa.array(minor),
             "currency": pick(CURRENCIES),
-            "amount": _decimal(minor * 10),  # two-decimal currencies; AMOUNT has scale 3
+            "amount": _decimal(minor * 10),  # two-decimal currencies; ARROW_AMOUNT has scale 3
             "card_brand": pick(["visa", "mastercard", "amex"]),
             "status": pick(["succeeded", "requires_payment_method"]),
             "provider_created_at": at,
@@ -84,7 +85,7 @@ def _decimal(unscaled: np.ndarray) -> pa.Array:
     """decimal128(20, 3) from non-negative unscaled int64 values, without Python objects."""
     words = np.zeros((len(unscaled), 2), dtype=np.int64)
     words[:, 0] = unscaled
-    return pa.Array.from_buffers(AMOUNT, len(unscaled), [None, pa.py_buffer(words)])
+    return pa.Array.from_buffers(ARROW_AMOUNT, len(unscaled), [None, pa.py_buffer(words)])
 
 
 def load(home: Path, rows: int, commits: int) -> float:

@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
-from ingest.messages import build_message
 from ml.features import build_features, with_retry_delay
 from ml.metrics import recommend
 from ml.registry import Champion
 from ml.scoring import ELIGIBLE_TYPES, ScoreResult, score_events
 from ml.train import TrainedModel, datasets, train_model
-from simulator.events import encode
 from simulator.history import generate_history
-from transforms.events import to_silver
-from warehouse.tables import BRONZE_WEBHOOK_EVENTS
+from tests.support.history import silver_of
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 SHOWN = ("auc", "pr_auc", "brier", "ece")
@@ -38,30 +35,7 @@ SHOWN = ("auc", "pr_auc", "brier", "ece")
 
 def silver_history(days: int, customers: int, seed: int) -> pl.DataFrame:
     """The labelled history as silver rows, through bronze-shaped deliveries and ``to_silver``."""
-    rows = []
-    for offset, event in enumerate(generate_history(days, customers, None, seed, END)):
-        body = encode(event)
-        received = datetime.fromtimestamp(event["created"], UTC) + timedelta(seconds=1)
-        msg = build_message(body, received, f"bench-{offset}")
-        rows.append(
-            {
-                "delivery_id": f"{msg.topic}:0:{offset}",
-                "provider": "stripe",
-                "event_id": msg.event_id,
-                "event_type": msg.event_type,
-                "topic": msg.topic,
-                "partition": 0,
-                "offset": offset,
-                "message_key": msg.key.decode(),
-                "payload": body.decode(),
-                "dlq_reason": None,
-                "request_id": None,
-                "received_at": received,
-                "ingested_at": received,
-            }
-        )
-    bronze = pl.DataFrame(rows, schema=pl.Schema(BRONZE_WEBHOOK_EVENTS.arrow_schema))
-    return to_silver(bronze, processed_at=END).events
+    return silver_of(generate_history(days, customers, None, seed, END), processed_at=END)
 
 
 def champion(model: TrainedModel) -> Champion:

@@ -65,8 +65,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from flows.loop import GOLD_EVERY_SECONDS, run_loop
+from flows.report import RunTotals
+from lakehouse.broker import LocalBroker
+from lakehouse.supervisor import free_port
+from settings import get_settings
+from tests.support.patching import wrap_everywhere
+
+# The data path (flows.stages, warehouse, ml, quality, transforms, simulator, pyarrow) is imported
+# inside the phase or child worker that uses it: this script re-runs itself as the load, train,
+# send and poll workers, which run beside the measured loop on two cores, and importing it all
+# costs each of them 4.9 CPU-s against 0.5 CPU-s for the imports above (measured with `time
+# python -c "import …"` on both sets). Comments marked DATA PATH below point here.
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 SEED = 20261125
 MALFORMED = 0.01
@@ -138,8 +154,8 @@ def peak_rss_mb() -> float:
 class Breakdown:
     """Wall and CPU seconds (all threads of the process) of named steps inside the stages.
 
-    Wraps module attributes the stages call through (their imports happen at call time, so a
-    wrapped attribute is what they get). Nested steps count in their parents too."""
+    Wraps the functions the stages call, wherever they were imported (``wrap_everywhere``).
+    Nested steps count in their parents too."""
 
     def __init__(self) -> None:
         self.wall: dict[str, float] = {}
@@ -153,30 +169,31 @@ class Breakdown:
         self.calls.clear()
 
     def wrap(self, owner: Any, name: str, label: Any) -> None:
-        inner = getattr(owner, name)
+        def timing(inner: Any) -> Any:
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                key = label(*args, **kwargs) if callable(label) else label
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    return inner(*args, **kwargs)
+                finally:
+                    self.wall[key] = self.wall.get(key, 0.0) + time.perf_counter() - wall
+                    self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - cpu
+                    self.calls[key] = self.calls.get(key, 0) + 1
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            key = label(*args, **kwargs) if callable(label) else label
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.wall[key] = self.wall.get(key, 0.0) + time.perf_counter() - wall
-                self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - cpu
-                self.calls[key] = self.calls.get(key, 0) + 1
+            return timed
 
-        setattr(owner, name, timed)
+        wrap_everywhere(owner, name, timing)
 
     def install(self) -> None:
         if self.installed:  # a second shape in the same process: wrapped already
             return
         self.installed = True
-        import ml.scoring
+        import ml.scoring  # DATA PATH: imported by the draining process only (see the top)
         import quality.contracts
         import quality.gates
-        import transforms.events
         import transforms.payload
         import warehouse.io
+        import warehouse.queries
         from flows import stages
         from ingest import reader_process
 
@@ -190,13 +207,14 @@ class Breakdown:
         self.wrap(io, "read_appended_since", lambda t, *a, **k: f"read_appended_since {table(t)}")
         self.wrap(io, "scan", lambda t, *a, **k: f"scan {table(t)}")
         self.wrap(io, "replace_partition", lambda t, *a, **k: f"replace_partition {table(t)}")
-        self.wrap(transforms.events, "to_silver", "silver: to_silver")
+        queries = warehouse.queries
+        self.wrap(stages, "to_silver", "silver: to_silver")
         self.wrap(transforms.payload, "decode_events", "silver:   decode_events (JSON)")
         self.wrap(quality.contracts, "check_rows", "silver:   check_rows (Pandera)")
-        self.wrap(stages, "seen_event_ids", "silver: seen_event_ids")
-        self.wrap(stages, "_new_quarantine", "silver: _new_quarantine")
+        self.wrap(queries, "seen_event_ids", "silver: seen_event_ids")
+        self.wrap(queries, "unrecorded_quarantine", "silver: unrecorded_quarantine")
         self.wrap(quality.gates, "gate", lambda b, suite, *a, **k: f"gate {suite}")
-        self.wrap(stages, "history_for", "gold: history_for")
+        self.wrap(queries, "silver_since", "gold: history (silver_since)")
         self.wrap(ml.scoring, "score_events", "gold: score_events")
         self.wrap(stages, "rebuild_days", "gold: rebuild_days")
 
@@ -215,8 +233,7 @@ PIDS: dict[str, int | None] = {}  # other processes of the benchmark, for their 
 def private_stack(folder: Path, shape: str = "embedded"):
     """A private broker and LAKEHOUSE_HOME (and for the production shape PostgreSQL and S3);
     yield the environment for child processes."""
-    from lakehouse.broker import LocalBroker, free_port
-    from lakehouse.localprod import production_shape
+    from lakehouse.localprod import production_shape  # DATA PATH (see the top)
 
     for name in list(os.environ):
         if name.startswith("LAKEHOUSE_"):
@@ -236,8 +253,7 @@ def private_stack(folder: Path, shape: str = "embedded"):
     os.environ["LAKEHOUSE_HOME"] = str(folder / "home")
     os.environ["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
     os.environ["LAKEHOUSE_STRIPE_WEBHOOK_SECRETS"] = SECRET
-    from settings import get_settings
-
+    get_settings.cache_clear()
     PIDS["broker"] = broker.pid()
     try:
         with ExitStack() as servers:
@@ -264,8 +280,7 @@ def last_json(text: str) -> dict[str, Any]:
 # --- 1. load -------------------------------------------------------------------------------------
 def worker_load(events: int) -> None:
     """Child: write ``events`` deliveries to the topics with the direct writer."""
-    from settings import get_settings
-    from simulator import direct, stream
+    from simulator import direct, stream  # DATA PATH: the load child's own (see the top)
 
     start = stream_start()
 
@@ -321,20 +336,11 @@ def load(events: int, env: dict[str, str], folder: Path) -> dict[str, Any]:
     return result
 
 
-def loop_functions() -> tuple[Any, Any]:
-    """``run_loop`` and ``warm_lakehouse`` without importing Prefect where the code allows."""
-    try:
-        from flows.loop import run_loop, warm_lakehouse
-    except ImportError:  # before the loop moved out of the flow module
-        from flows.microbatch import run_loop, warm_lakehouse
-    return run_loop, warm_lakehouse
-
-
 # --- 1b. models ----------------------------------------------------------------------------------
 def worker_train(days: int, customers: int) -> None:
     """Child: train the three models on a labelled simulated history and register them as
     champions in the benchmark's MLflow store (``LAKEHOUSE_HOME``), as ``train-models`` does."""
-    from models import silver_history  # bench/models.py
+    from models import silver_history  # bench/models.py; DATA PATH: the train child's (see the top)
 
     from ml.registry import register_model
     from ml.train import datasets, train_model
@@ -402,13 +408,13 @@ class Drain:
 
 
 def drain(args: argparse.Namespace) -> tuple[Any, Drain]:
-    run_loop, warm_lakehouse = loop_functions()
-
     print(
         f"\n== drain: bronze → silver → gold, gates on, batches of ≤ {args.max_records:,} ==",
         flush=True,
     )
     started = time.perf_counter()
+    from flows.context import warm_lakehouse  # DATA PATH (see the top)
+
     lh = warm_lakehouse()  # GE import and suites, catalog, tables: once per warm worker
     # what the first batch would import (seconds): a warm worker has paid it already
     import ml.scoring  # noqa: F401
@@ -416,9 +422,9 @@ def drain(args: argparse.Namespace) -> tuple[Any, Drain]:
     import transforms.events  # noqa: F401
 
     lh.reader  # noqa: B018 - the consumer (its group join is still in the first batch)
-    from flows.stages import champions
+    from ml.registry import load_champions
 
-    loaded = [name for name, c in champions().items() if c is not None]  # MLflow, boosters
+    loaded = [name for name, c in load_champions().items() if c is not None]  # MLflow, boosters
     if args.breakdown:
         BREAKDOWN.install()
     warmup = time.perf_counter() - started
@@ -509,7 +515,7 @@ def print_drain(events: int, d: Drain) -> None:
 # --- 3. latency ----------------------------------------------------------------------------------
 def worker_send(url: str, rate: float, seconds: float) -> None:
     """Child: signed deliveries of the seeded stream at ``rate`` for ``seconds``."""
-    from simulator.send import send_payloads
+    from simulator.send import send_payloads  # DATA PATH: the send child's own (see the top)
     from simulator.stream import generate_payloads
 
     secret = SECRET
@@ -535,7 +541,7 @@ def worker_send(url: str, rate: float, seconds: float) -> None:
 
 def worker_poll(since: str, every: float, out: Path) -> None:
     """Child: poll silver through DuckDB; record when each event was first seen."""
-    from warehouse.catalog import get_catalog
+    from warehouse.catalog import get_catalog  # DATA PATH: the poll child's own (see the top)
     from warehouse.duck import connect
 
     query = (
@@ -566,7 +572,7 @@ def worker_poll(since: str, every: float, out: Path) -> None:
 
 def commit_latencies(lh: Any, since: datetime) -> list[float]:
     """Per silver row received since ``since``: its snapshot's commit time − received_at."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # DATA PATH: the draining process only (see the top)
 
     from warehouse import tables as T
 
@@ -598,11 +604,6 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def latency(lh: Any, args: argparse.Namespace, env: dict[str, str], folder: Path) -> dict:
-    import httpx
-
-    run_loop, _ = loop_functions()
-    from lakehouse.broker import free_port
-
     print(
         f"\n== latency: {args.rate:g} webhooks/s for {args.seconds:g} s through the receiver, "
         f"warm loop with batches of ≤ {args.loop_seconds:g} s ==",
@@ -675,8 +676,6 @@ def latency(lh: Any, args: argparse.Namespace, env: dict[str, str], folder: Path
         if sender.stdout.readline().strip() != "READY":
             sys.exit("the sender did not start")
         print(f"receiver on {url}; poller every {args.poll:g} s; sending…", flush=True)
-        from flows.report import RunTotals
-
         batches: list[str] = []
         totals = RunTotals()
         PIDS.update(receiver=receiver.pid, poller=poller.pid)  # (the sender exits before the end)
@@ -784,9 +783,6 @@ def scan(env: dict[str, str], folder: Path, rows: int) -> dict[str, Any]:
 
 # --- summary -------------------------------------------------------------------------------------
 def summary(events: int, run: ShapeRun, loads: LoadSampler) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     loaded, d, lat, sc = run.loaded, run.drained, run.latency, run.scan
 
     def verdict(ok: bool | None) -> str:
@@ -862,8 +858,6 @@ def summary(events: int, run: ShapeRun, loads: LoadSampler) -> None:
 
 # --- main ----------------------------------------------------------------------------------------
 def main() -> None:
-    from flows.loop import GOLD_EVERY_SECONDS
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="deliveries to drain")
     parser.add_argument("--max-records", type=int, default=200_000, help="records per batch")
@@ -966,9 +960,9 @@ def run_shape(
     """Train, load, drain, measure latency (and scan) on one shape, in its own private stack."""
     print(f"\n######## shape: {shape} ########", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    import flows.loop
+    import flows.context  # DATA PATH (see the top)
 
-    flows.loop._LAKEHOUSE = None  # the warm context of the previous shape: its catalog, broker
+    flows.context._LAKEHOUSE = None  # the warm context of the previous shape: its catalog, broker
     loads.prefix = f"{shape} "
     with private_stack(folder, shape) as env:
         if args.models:

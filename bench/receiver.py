@@ -27,15 +27,19 @@ from pathlib import Path
 
 import httpx
 import orjson
+import uvicorn
+from confluent_kafka import Producer
+from fastapi import FastAPI
+
+from ingest.messages import build_message
+from ingest.offsets import end_offsets
+from ingest.producer import producer_config
+from ingest.signature import sign
+from ingest.topics import ALL_TOPICS, ensure_topics
+from lakehouse.broker import LocalBroker
+from lakehouse.supervisor import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ingest.messages import build_message  # noqa: E402
-from ingest.producer import producer_config  # noqa: E402
-from ingest.signature import sign  # noqa: E402
-from ingest.topics import ALL_TOPICS, ensure_topics  # noqa: E402
-from lakehouse.broker import LocalBroker, end_offsets, free_port  # noqa: E402
 
 SECRET = "whsec_bench_only"
 EVENTS = 1000
@@ -251,8 +255,6 @@ def warm_broker(bootstrap: str, seconds: float, bodies: list[bytes]) -> int:
     """Run the broker's produce path first (its JIT compiles it), as a long-running broker has:
     the receiver's own messages (same producer settings, keys and headers), in small requests,
     to the scratch topic ``bench.warmup``; return the messages written."""
-    from confluent_kafka import Producer
-
     config = {"bootstrap.servers": bootstrap}
     ensure_topics(config, partitions=3, topics=("bench.warmup",))
     settings = {**producer_config(config, 5.0), "log_level": 0}
@@ -395,9 +397,6 @@ def report(noop: Result, receiver: Result, before: int, after: int) -> bool:
 
 def serve_noop(port: int) -> None:
     """The ceiling: FastAPI, one POST route that does nothing, same server settings."""
-    import uvicorn
-    from fastapi import FastAPI
-
     app = FastAPI()
 
     @app.post("/webhooks/stripe")

@@ -8,71 +8,39 @@ same tables; events outside the range are not touched.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
-import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows import stages
+from flows.context import Lakehouse
+from flows.stages import rebuild_days, score, split_bronze
+from warehouse import io, queries
 from warehouse import tables as T
 
 
-def _bronze_days(lh: stages.Lakehouse, start: date, end: date) -> pl.DataFrame:
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
-
-    from warehouse.io import scan
-
-    lo = datetime.combine(start, time.min, UTC)
-    hi = datetime.combine(end, time.min, UTC) + timedelta(days=1)
-    rows = scan(
-        lh.table(T.BRONZE_WEBHOOK_EVENTS),
-        row_filter=And(
-            GreaterThanOrEqual("received_at", lo.isoformat()),
-            LessThan("received_at", hi.isoformat()),
-        ),
-    )
-    return pl.from_arrow(rows)
-
-
-def run_backfill(start: date, end: date, lh: stages.Lakehouse | None = None) -> dict[str, Any]:
+def run_backfill(start: date, end: date, lh: Lakehouse | None = None) -> dict[str, Any]:
     """Rebuild silver and gold for bronze deliveries received from ``start`` to ``end``."""
-    from pyiceberg.expressions import In
-
-    from ml.scoring import score_events
-    from warehouse.io import replace_partition
-
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    lh = lh or stages.Lakehouse()
-    bronze = _bronze_days(lh, start, end)
+    lh = lh or Lakehouse()
+    bronze = queries.received_between(lh.table(T.BRONZE_WEBHOOK_EVENTS), start, end)
     if bronze.is_empty():
         return {"bronze_rows": 0, "silver_rows": 0, "scores": 0}
     now = datetime.now(UTC)
-    split = stages.split_bronze(lh, bronze, now)
-    events = split.events
-    ids = events["event_id"].to_list()
+    split = split_bronze(lh, bronze, now)
+    events, ids = split.events, split.events["event_id"].to_list()
+    note = {"lakehouse.backfill": f"{start}..{end}"}
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    # only the silver rows of events this range produced are replaced
-    replace_partition(
-        silver,
-        events.to_arrow(),
-        row_filter=In("event_id", ids),
-        summary={"lakehouse.backfill": f"{start}..{end}"},
-    )
-    result = score_events(
-        events, stages.history_for(silver, events), stages.champions(), scored_at=now
-    )
-    replace_partition(
-        lh.table(T.GOLD_PAYMENT_SCORES),
-        result.scores.to_arrow(),
-        row_filter=In("event_id", ids),
-        summary={"lakehouse.backfill": f"{start}..{end}"},
-    )
+    # only the rows of the events this range produced are replaced, in silver and in the scores
+    io.replace_rows(silver, events.to_arrow(), "event_id", ids, summary=note)
+    result = score(silver, events, now)
+    scores = result.scores.to_arrow()
+    io.replace_rows(lh.table(T.GOLD_PAYMENT_SCORES), scores, "event_id", ids, summary=note)
     lh.refresh()
     days = events["provider_created_at"].dt.date().unique().to_list()
-    daily, _ = stages.rebuild_days(lh, days, summary={"lakehouse.backfill": f"{start}..{end}"})
+    daily, _ = rebuild_days(lh, days, summary=note)
     return {
         "bronze_rows": bronze.height,
         "silver_rows": events.height,

@@ -12,14 +12,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import stages
+from flows.context import Lakehouse
+from flows.stages import promote_silver
+from quality.decisions import HeldBatchDecision
 
 
 def run_release(action: str, by: str, reason: str) -> dict[str, Any]:
     """Apply the decision to the batch silver would promote next."""
-    decision = stages.HeldBatchDecision(action=action, by=by, reason=reason)
-    lh = stages.Lakehouse()
-    report = stages.promote_silver(lh, decision=decision)
+    decision = HeldBatchDecision(action=action, by=by, reason=reason)
+    report = promote_silver(Lakehouse(), decision=decision)
     return {"decision": decision.note, **report.as_dict()}
 
 

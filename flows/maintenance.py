@@ -14,8 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import stages
+from flows.context import Lakehouse
 from warehouse import tables as T
+from warehouse import watermarks
+from warehouse.maintenance import compact, expire_snapshots
 
 #: Which tables read which: a table's snapshots that these readers' watermarks point at are kept.
 READERS: dict[T.TableSpec, tuple[T.TableSpec, ...]] = {
@@ -24,8 +26,8 @@ READERS: dict[T.TableSpec, tuple[T.TableSpec, ...]] = {
 }
 
 
-def _protected(lh: stages.Lakehouse, spec: T.TableSpec) -> set[int]:
-    marks = (stages.watermark(lh.table(reader)) for reader in READERS.get(spec, ()))
+def _protected(lh: Lakehouse, spec: T.TableSpec) -> set[int]:
+    marks = (watermarks.watermark(lh.table(reader)) for reader in READERS.get(spec, ()))
     return {m for m in marks if m is not None}
 
 
@@ -33,9 +35,7 @@ def run_maintenance(
     older_than_hours: float = 24.0, retain_last: int = 10, min_files: int = 8
 ) -> list[dict[str, Any]]:
     """Compact and expire every table; one result row per table."""
-    from warehouse.maintenance import compact, expire_snapshots
-
-    lh = stages.Lakehouse()
+    lh = Lakehouse()
     cutoff = datetime.now(UTC) - timedelta(hours=older_than_hours)
     rows = []
     for spec in T.ALL_TABLES:

@@ -18,9 +18,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import stages
-from flows.loop import GOLD_EVERY_SECONDS, publish_data_docs, run_loop, warm_lakehouse
+from flows.context import publish_data_docs, warm_lakehouse
+from flows.loop import GOLD_EVERY_SECONDS, run_loop
+from flows.report import StageReport
 
-Stage = Callable[..., stages.StageReport]
+Stage = Callable[..., StageReport]
 
 
 def _as_task(fn: Stage, retries: int = 0):
@@ -41,7 +43,7 @@ _TASKS = {
 }
 
 
-def _call_as_task(fn: Stage, *args: Any) -> stages.StageReport:
+def _call_as_task(fn: Stage, *args: Any) -> StageReport:
     return _TASKS[fn](*args)
 
 

@@ -14,20 +14,12 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows import stages
+from flows.context import Lakehouse
+from flows.stages import split_bronze
+from transforms.events import drop_seen
+from transforms.quarantine import pending, released
+from warehouse import io, queries
 from warehouse import tables as T
-
-
-def _selected(quarantine: pl.DataFrame, codes: list[str] | None, ids: list[str] | None):
-    if not codes and not ids:
-        raise ValueError("say which rows to release: --code and/or --id")
-    pending = quarantine.filter(pl.col("released_at").is_null())
-    wanted = pl.lit(False)
-    if codes:
-        wanted = wanted | pl.col("error_code").is_in(codes)
-    if ids:
-        wanted = wanted | pl.col("quarantine_id").is_in(ids) | pl.col("delivery_id").is_in(ids)
-    return pending.filter(wanted)
 
 
 def run_replay(
@@ -35,49 +27,35 @@ def run_replay(
     ids: list[str] | None = None,
     released_by: str = "operator",
     reason: str = "",
-    lh: stages.Lakehouse | None = None,
+    lh: Lakehouse | None = None,
 ) -> dict[str, Any]:
     """Replay the selected quarantine rows; return counts of replayed and still failing rows."""
-    from pyiceberg.expressions import In
-
-    from transforms.events import drop_seen
-    from warehouse.io import append, replace_partition, scan
-
-    lh = lh or stages.Lakehouse()
+    lh = lh or Lakehouse()
     q_table = lh.table(T.SILVER_QUARANTINE)
-    quarantine = pl.from_arrow(scan(q_table))
-    selected = _selected(quarantine, codes, ids) if quarantine.height else quarantine
+    quarantine = queries.all_rows(q_table)
+    selected = pending(quarantine, codes, ids) if quarantine.height else quarantine
     if selected.is_empty():
         return {"selected": 0, "replayed": 0, "still_failing": 0}
-    deliveries = selected["delivery_id"].to_list()
-    bronze = pl.from_arrow(
-        scan(lh.table(T.BRONZE_WEBHOOK_EVENTS), row_filter=In("delivery_id", deliveries))
-    )
+    bronze_table = lh.table(T.BRONZE_WEBHOOK_EVENTS)
+    bronze = queries.rows_with(bronze_table, "delivery_id", selected["delivery_id"].to_list())
     now = datetime.now(UTC)
-    split = stages.split_bronze(lh, bronze, now)
+    split = split_bronze(lh, bronze, now)
     silver = lh.table(T.SILVER_PAYMENT_EVENTS)
-    events, duplicates = drop_seen(split.events, stages.seen_event_ids(silver, split.events))
-    passed = set(split.events["delivery_id"].to_list()) | set(
-        split.not_modelled["delivery_id"].to_list()
-    )
+    events, duplicates = drop_seen(split.events, queries.seen_event_ids(silver, split.events))
+    passed = pl.concat([split.events["delivery_id"], split.not_modelled["delivery_id"]])
     note = f"{released_by}: {reason}"
-    append(silver, events.to_arrow(), summary={"lakehouse.replay": note})
-    released = selected.filter(pl.col("delivery_id").is_in(list(passed))).with_columns(
-        released_at=pl.lit(now), released_by=pl.lit(note)
-    )
-    if released.height:
-        replace_partition(
-            q_table,
-            released.to_arrow(),
-            row_filter=In("quarantine_id", released["quarantine_id"].to_list()),
-            summary={"lakehouse.replay": note},
-        )
+    io.append(silver, events.to_arrow(), summary={"lakehouse.replay": note})
+    done = released(selected, passed, note, now)
+    if done.height:
+        ids_done = done["quarantine_id"].to_list()
+        summary = {"lakehouse.replay": note}
+        io.replace_rows(q_table, done.to_arrow(), "quarantine_id", ids_done, summary=summary)
     return {
         "selected": selected.height,
         "replayed": events.height,
         "already_in_silver": duplicates,
-        "released": released.height,
-        "still_failing": selected.height - released.height,
+        "released": done.height,
+        "still_failing": selected.height - done.height,
     }
 
 

@@ -1,13 +1,42 @@
-"""Run totals of the micro-batch loop: what the artifact, the logs and the CLI show."""
+"""What a stage did, and the totals of a micro-batch run: what the artifact, the logs and the CLI
+show."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-if TYPE_CHECKING:
-    from flows.stages import StageReport
+
+@dataclass
+class StageReport:
+    """What one stage did, for logs and the run artifact."""
+
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    not_modelled: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+    oldest_unprocessed_age_s: float | None = None
+    missing_models: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    gate_results: list[Any] = field(default_factory=list, repr=False)  # for Data Docs
+
+    def add_gate(self, result: Any) -> None:
+        """Record a gate's result (None: the batch was empty, nothing was gated)."""
+        if result is not None:
+            self.gate_results.append(result)
+
+    @property
+    def gates(self) -> list[dict[str, Any]]:
+        """The gates' results as JSON-ready summaries."""
+        return [result.to_dict() for result in self.gate_results]
+
+    def as_dict(self) -> dict[str, Any]:
+        fields_ = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate_results"}
+        return {**fields_, "gates": self.gates}
 
 
 @dataclass

@@ -17,38 +17,27 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from ml.registry import register_model
+from ml.train import TRAINING_COLUMNS, train_all
+from warehouse import queries
+from warehouse.catalog import get_catalog
+from warehouse.tables import SILVER_PAYMENT_EVENTS
+
 Loader = Callable[[], pl.DataFrame]
 _SHOWN = ("auc", "pr_auc", "brier", "ece")
 
 
 def load_silver_history(days: int = 90) -> pl.DataFrame:
     """Silver rows of the ``days`` days up to the latest event, with the columns that features
-    and labels read (two scans: the latest event time, then the window)."""
-    from pyiceberg.expressions import GreaterThanOrEqual
-
-    from ml.features import INPUT_COLUMNS
-    from warehouse.catalog import get_catalog
-    from warehouse.io import scan
-    from warehouse.tables import SILVER_PAYMENT_EVENTS
-
+    and labels read."""
     table = get_catalog().load_table(SILVER_PAYMENT_EVENTS.identifier_str)
-    columns = (*INPUT_COLUMNS, "payment_intent_id")
-    latest = pl.from_arrow(scan(table, columns=("provider_created_at",)))[
-        "provider_created_at"
-    ].max()
-    if latest is None:
-        return pl.from_arrow(scan(table, columns=columns))
-    since = GreaterThanOrEqual("provider_created_at", (latest - timedelta(days=days)).isoformat())
-    return pl.from_arrow(scan(table, since, columns=columns))
+    return queries.latest_span(table, timedelta(days=days), TRAINING_COLUMNS)
 
 
 def run_training(
     loader: Loader | None = None, *, history_days: int = 90, num_boost_round: int = 400
 ) -> dict[str, Any]:
     """Train, register and decide champions; the summary per model (no Prefect needed)."""
-    from ml.registry import register_model
-    from ml.train import train_all
-
     silver = loader() if loader else load_silver_history(history_days)
     models = train_all(silver, num_boost_round=num_boost_round)
     return {kind: _summary(model, register_model(model)) for kind, model in models.items()}

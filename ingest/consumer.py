@@ -1,10 +1,13 @@
 """Read broker messages in batches for the bronze loader, positioned by what bronze recorded.
 
-The no-loss protocol (DESIGN.md): the loader appends a batch to bronze in one Iceberg commit whose
-snapshot summary records the next offset of every topic-partition it consumed, and only then
-commits those offsets to the consumer group. On assignment this reader seeks every partition to the
-larger of the bronze-recorded and group-committed offsets, so a crash between the two commits
-neither loses nor duplicates a delivery.
+The no-loss protocol (``docs/architecture.md``): the loader appends a batch to bronze in one
+Iceberg commit whose snapshot summary records the next offset of every topic-partition it
+consumed, and only then commits those offsets to the consumer group. On assignment this reader
+seeks every partition to the larger of the bronze-recorded and group-committed offsets, so a crash
+between the two commits neither loses nor duplicates a delivery.
+
+A batch's rows are ``bronze.webhook_events`` rows, conformed to its one definition
+(``transforms.schemas``).
 """
 
 from __future__ import annotations
@@ -22,12 +25,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from ingest import topics
 from ingest.messages import PROVIDER_STRIPE
-
-PartitionKey = str  # "topic:partition"
-
-
-def partition_key(topic: str, partition: int) -> PartitionKey:
-    return f"{topic}:{partition}"
+from ingest.offsets import PartitionKey, lag_per_topic, partition_key, split_key
+from transforms.schemas import BRONZE_WEBHOOK_EVENTS
 
 
 @dataclass
@@ -51,7 +50,8 @@ def _parse_ts(text: str | None) -> datetime | None:
         return None
 
 
-_TS = pa.timestamp("us", tz="UTC")
+_BRONZE = BRONZE_WEBHOOK_EVENTS.arrow
+_TS = _BRONZE.field("received_at").type
 #: Bronze columns taken from the receiver's headers.
 _HEADER_COLUMNS = {
     "provider": topics.H_PROVIDER,
@@ -104,9 +104,9 @@ def _columns(messages: list) -> pa.Table:
     """Bronze rows without ``ingested_at`` (received-at null where its header is unusable): one
     pass over the messages collects the raw fields, Arrow does the rest (no per-message decode,
     header dict comprehension or timestamp parse)."""
-    topic = pa.array([m.topic() for m in messages], pa.string())
-    part = pa.array([m.partition() for m in messages], pa.int32())
-    off = pa.array([m.offset() for m in messages], pa.int64())
+    topic = pa.array([m.topic() for m in messages], _BRONZE.field("topic").type)
+    part = pa.array([m.partition() for m in messages], _BRONZE.field("partition").type)
+    off = pa.array([m.offset() for m in messages], _BRONZE.field("offset").type)
     headers = [dict(m.headers() or ()) for m in messages]
     h = {col: _text([d.get(name) for d in headers]) for col, name in _HEADER_COLUMNS.items()}
     return pa.table(
@@ -129,15 +129,17 @@ def _columns(messages: list) -> pa.Table:
     )
 
 
-def _with_ingested_at(rows: pa.Table, ingested_at: datetime) -> pa.Table:
-    """``ingested_at`` added, and standing in for a missing or unusable received-at."""
+def _bronze_rows(rows: pa.Table, ingested_at: datetime) -> pa.Table:
+    """``rows`` as ``bronze.webhook_events`` (its columns, order, types and nullability):
+    ``ingested_at`` added, and standing in for a missing or unusable received-at."""
     at = pa.scalar(ingested_at, _TS)
     received = rows.column("received_at")
     if received.null_count:
         rows = rows.set_column(
             rows.schema.get_field_index("received_at"), "received_at", pc.fill_null(received, at)
         )
-    return rows.append_column(pa.field("ingested_at", _TS), pa.repeat(at, rows.num_rows))
+    rows = rows.append_column("ingested_at", pa.repeat(at, rows.num_rows))
+    return rows.select(_BRONZE.names).cast(_BRONZE)  # raises on a null in a required column
 
 
 #: Not errors of the data: end of a partition, a topic still being created after a reset.
@@ -251,23 +253,21 @@ class BatchReader:
                 break  # the topics are drained for now: do not wait out the deadline
             take(_checked(got))
         rows = pa.concat_tables(parts) if parts else _columns([])
-        return Batch(_with_ingested_at(rows, datetime.now(UTC)), next_offsets)
+        return Batch(_bronze_rows(rows, datetime.now(UTC)), next_offsets)
 
     def commit(self, next_offsets: Mapping[PartitionKey, int]) -> None:
         """Commit offsets to the group (after bronze committed them)."""
         if not next_offsets:
             return
-        tps = []
-        for key, offset in next_offsets.items():
-            topic, part = key.rsplit(":", 1)
-            tps.append(TopicPartition(topic, int(part), offset))
+        tps = [TopicPartition(*split_key(key), offset) for key, offset in next_offsets.items()]
         self._consumer.commit(offsets=tps, asynchronous=False)
 
     def lag(self, handed_over: Mapping[PartitionKey, int] | None = None) -> dict[str, int]:
         """Messages not yet consumed, per topic (end offset minus position); with
         ``handed_over`` (next offset per partition of the batches passed on), messages not yet
         passed on: a batch read ahead still counts as behind."""
-        lag: dict[str, int] = {}
+        ends: dict[PartitionKey, int] = {}
+        positions: dict[PartitionKey, int] = {}
         for tp in self._consumer.position(self.assigned) if self.assigned else ():
             key = partition_key(tp.topic, tp.partition)
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
@@ -276,9 +276,8 @@ class BatchReader:
             position = tp.offset if handed_over is None else handed_over.get(key, -1)
             # nothing consumed from it yet: the position is where the assignment started
             position = max(position, self._start.get(key, -1))
-            behind = high - (position if position >= 0 else max(low, 0))
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(behind, 0)
-        return lag
+            ends[key], positions[key] = high, position if position >= 0 else max(low, 0)
+        return lag_per_topic(ends, positions)
 
     def stop(self) -> None:
         """Make a ``poll_batch`` in progress (in another thread) return what it has."""

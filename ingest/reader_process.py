@@ -20,6 +20,7 @@ Frames, both ways: a 4-byte length, a JSON header, and for a batch the IPC strea
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -85,10 +86,8 @@ def _ipc(rows: pa.Table) -> pa.Buffer:
 
 def _widen(pipe: IO[bytes]) -> None:
     try:
-        import fcntl
-
         fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-    except (ImportError, OSError):  # not Linux, or over the system's limit: default size
+    except OSError:  # not Linux, or over the system's limit: default size
         pass
 
 

@@ -7,9 +7,11 @@ stay ordered in one partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from settings.names import (  # noqa: F401 - the topic and header names, re-exported
     ALL_TOPICS,
@@ -69,9 +71,6 @@ def ensure_topics(
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
     admin = AdminClient(client_config)
     metadata = admin.list_topics(timeout=timeout_s)
     missing = [t for t in topics if t not in metadata.topics]
@@ -103,10 +102,8 @@ def new_topics(names: Iterable[str], partitions: int, brokers: int) -> list[NewT
     ]
 
 
-def _wait_for_leaders(admin, names: list[str], timeout_s: float) -> None:
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
     """Block until every partition of the new topics has a leader (writes and reads work)."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         meta = admin.list_topics(timeout=timeout_s)
@@ -119,3 +116,19 @@ def _wait_for_leaders(admin, names: list[str], timeout_s: float) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"topics {names} have no partition leaders after {timeout_s:.0f} s")
+
+
+def broker_probe(client_config: Mapping[str, str]) -> Callable[[], bool]:
+    """A readiness check: whether the broker answers a metadata request (within 2 s) and lists
+    itself. The admin client is made on the first check and kept for the next ones."""
+    admin: list[AdminClient] = []
+
+    def answers() -> bool:
+        if not admin:
+            admin.append(AdminClient({**client_config, "log_level": "0"}))
+        try:
+            return bool(admin[0].list_topics(timeout=2).brokers)
+        except KafkaException:  # not up yet
+            return False
+
+    return answers

@@ -1,49 +1,34 @@
 """The embedded Kafka-API broker: Apache Kafka in KRaft mode (broker + controller, one node).
 
 Jars are fetched once from Maven Central with ``mvn`` (``deployments/local-broker/pom.xml``) into a
-cache; data lives under ``<home>/broker/`` and survives a stop/start. Production points
+cache; data lives under ``<home>/broker/`` and survives a stop/start. The process is supervised
+like every other part of the stack (``lakehouse.supervisor``). Production points
 ``LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS`` at Redpanda instead, and nothing here runs.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.topics import broker_probe, ensure_topics
+from lakehouse import supervisor
+from settings import get_settings
+
 POM = Path(__file__).resolve().parent.parent / "deployments" / "local-broker" / "pom.xml"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(supervisor.StackError):
     """A problem a user can fix, said in one line."""
 
 
 def _kafka_version() -> str:
     text = POM.read_text()
     return text.split("<kafka.version>", 1)[1].split("</kafka.version>", 1)[0]
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_jars(cache_dir: Path) -> Path:
@@ -115,14 +100,27 @@ class LocalBroker:
     def log_file(self) -> Path:
         return self.data_dir / "broker.log"
 
+    @property
+    def service(self) -> supervisor.Service:
+        """The broker's process: ``kafka.Kafka`` on this data folder's config."""
+        jars = self.cache_dir / f"kafka-{_kafka_version()}"
+        argv = ("java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC")
+        return supervisor.Service(
+            "broker",
+            (*argv, "-cp", f"{jars}/*", "kafka.Kafka", str(self.data_dir / "server.properties")),
+            self.pid_file,
+            self.log_file,
+            ready=broker_probe({"bootstrap.servers": self.bootstrap}),
+            port=self.port,
+            extra_ports=(self.controller_port,),
+            port_hint="set LAKEHOUSE_BROKER_PORT / LAKEHOUSE_BROKER_CONTROLLER_PORT",
+            marker="kafka.Kafka",
+            cwd=self.data_dir,
+        )
+
     def pid(self) -> int | None:
         """The running broker's process id, or None."""
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return None
-        return pid
+        return supervisor.running_pid(self.service)
 
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
@@ -159,100 +157,41 @@ class LocalBroker:
 
     def start(self, timeout_s: float = 90.0) -> str:
         """Start (or find running) and wait until it answers; return the bootstrap address."""
-        if self.pid() is not None:
-            self.wait_ready(timeout_s)
-            return self.bootstrap
-        for port in (self.port, self.controller_port):
-            if not port_is_free(port):
-                raise BrokerError(
-                    f"port {port} on 127.0.0.1 is taken by another program: stop it "
-                    "or set LAKEHOUSE_BROKER_PORT / LAKEHOUSE_BROKER_CONTROLLER_PORT"
-                )
+        service, fresh = self.service, self.pid() is None
+        try:
+            if fresh:
+                supervisor.check_ports(service)
+                self._prepare()
+            supervisor.start(service, timeout_s)
+        except supervisor.StackError as exc:
+            raise BrokerError(str(exc)) from exc
+        if fresh:
+            ensure_topics({"bootstrap.servers": self.bootstrap}, self.partitions)
+        return self.bootstrap
+
+    def _prepare(self) -> None:
+        """Jars fetched, the config written and, on first use, the storage formatted."""
         jars = ensure_jars(self.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
-        if not (self.data_dir / "data" / "meta.properties").exists():
-            fmt = self._java(
-                jars,
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                # = form: a random id may start with "-", which a separate argument would not take
-                f"--cluster-id={_cluster_id()}",
-                "-c",
-                str(config),
-            )
-            if fmt.returncode != 0:
-                raise BrokerError("could not format the broker's storage: " + fmt.stderr[-300:])
-        log = self.log_file.open("ab")
-        proc = subprocess.Popen(
-            [
-                "java",
-                f"-Xmx{self.heap}",
-                f"-Xms{self.heap}",
-                "-XX:+UseG1GC",
-                "-cp",
-                f"{jars}/*",
-                "kafka.Kafka",
-                str(config),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+        if (self.data_dir / "data" / "meta.properties").exists():
+            return
+        fmt = self._java(
+            jars,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            # = form: a random id may start with "-", which a separate argument would not take
+            f"--cluster-id={_cluster_id()}",
+            "-c",
+            str(config),
         )
-        self.pid_file.write_text(str(proc.pid))
-        try:
-            self.wait_ready(timeout_s, proc=proc)
-        except BrokerError:
-            self.stop()
-            raise
-        from ingest.topics import ensure_topics
-
-        ensure_topics({"bootstrap.servers": self.bootstrap}, self.partitions)
-        return self.bootstrap
-
-    def wait_ready(self, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-        from confluent_kafka.admin import AdminClient
-
-        deadline = time.monotonic() + timeout_s
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": "0"})
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise BrokerError(
-                    f"the broker exited at start (code {proc.returncode}); see {self.log_file}"
-                )
-            try:
-                meta = admin.list_topics(timeout=2)
-                if meta.brokers:
-                    return
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
-            time.sleep(0.3)
-        raise BrokerError(
-            f"the broker did not answer within {timeout_s:.0f} s; see {self.log_file}"
-        )
+        if fmt.returncode != 0:
+            raise BrokerError("could not format the broker's storage: " + fmt.stderr[-300:])
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL); return whether one was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            _reap(pid)
-            time.sleep(0.2)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-            _reap(pid)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return supervisor.stop(self.service, timeout_s)
 
 
 def _cluster_id() -> str:
@@ -260,41 +199,8 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
-def _reap(pid: int) -> None:
-    """Collect a child's exit status so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def end_offsets(client_config: dict[str, str], topics: tuple[str, ...]) -> dict[str, int]:
-    """Sum of the high watermarks of each topic's partitions (messages ever written)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {**client_config, "group.id": "lakehouse-status", "enable.auto.commit": False}
-    )
-    try:
-        meta = consumer.list_topics(timeout=10)
-        totals: dict[str, int] = {}
-        for topic in topics:
-            parts = meta.topics.get(topic)
-            if parts is None or parts.error is not None:
-                continue
-            totals[topic] = sum(
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in parts.partitions
-            )
-        return totals
-    finally:
-        consumer.close()
-
-
 def from_settings() -> LocalBroker:
     """The embedded broker described by the settings."""
-    from settings import get_settings
-
     s = get_settings()
     return LocalBroker(
         data_dir=s.broker_dir,

@@ -19,10 +19,8 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +30,9 @@ from pathlib import Path
 
 import psycopg
 
-from lakehouse.broker import BrokerError, fetch_jars, free_port
+from lakehouse import supervisor
+from lakehouse.broker import BrokerError, fetch_jars
+from lakehouse.supervisor import Service, StackError, free_port
 
 POM = Path(__file__).resolve().parent.parent / "deployments" / "production-shape" / "pom.xml"
 DATABASES = ("catalog", "mlflow", "prefect")
@@ -139,7 +139,6 @@ class LocalS3:
     jars: Path
     access_key: str = "lakehouse"
     secret_key: str = "lakehouse-local-only"  # a throwaway server on the loopback interface
-    pid: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -155,31 +154,33 @@ class LocalS3:
             "s3.path-style-access": "true",
         }
 
+    @property
+    def service(self) -> Service:
+        """s3proxy as a process of the one supervisor (``lakehouse.supervisor``)."""
+        jar = next(self.jars.glob("s3proxy-*-jar-with-dependencies.jar"))
+        properties = self.folder / "s3proxy.properties"
+        return Service(
+            "s3proxy",
+            ("java", "-Xmx256m", "-jar", str(jar), "--properties", str(properties)),
+            self.folder / "s3proxy.pid",
+            self.folder / "s3proxy.log",
+            ready=self._answers,
+            port=self.port,
+            marker="s3proxy",
+        )
+
     def start(self, buckets: tuple[str, ...] = BUCKETS, timeout_s: float = 60.0) -> None:
         for bucket in buckets:
             (self.folder / "buckets" / bucket).mkdir(parents=True, exist_ok=True)
-        properties = self.folder / "s3proxy.properties"
-        properties.write_text(
+        (self.folder / "s3proxy.properties").write_text(
             f"s3proxy.endpoint={self.endpoint}\ns3proxy.authorization=aws-v2-or-v4\n"
             f"s3proxy.identity={self.access_key}\ns3proxy.credential={self.secret_key}\n"
             f"jclouds.provider=filesystem\njclouds.filesystem.basedir={self.folder / 'buckets'}\n"
         )
-        jar = next(self.jars.glob("s3proxy-*-jar-with-dependencies.jar"))
-        with (self.folder / "s3proxy.log").open("ab") as log:
-            proc = subprocess.Popen(
-                ["java", "-Xmx256m", "-jar", str(jar), "--properties", str(properties)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid = proc.pid
-        deadline = time.monotonic() + timeout_s
-        while not self._answers():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(f"s3proxy did not start; see {self.folder / 's3proxy.log'}")
-            time.sleep(0.3)
+        try:
+            supervisor.start(self.service, timeout_s)
+        except StackError as exc:
+            raise ServerError(f"s3proxy did not start: {exc}") from exc
 
     def _answers(self) -> bool:
         try:
@@ -191,14 +192,7 @@ class LocalS3:
         return True
 
     def stop(self) -> None:
-        if self.pid is None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGTERM)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        self.pid = None
+        supervisor.stop(self.service)
 
 
 @dataclass

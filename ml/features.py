@@ -6,12 +6,13 @@ attributes (amount, card, country, decline code, local clock) and aggregates of 
 card, order and merchant. An aggregate of an event at time t reads only rows of ``history ∪ events``
 whose ``provider_created_at`` is strictly before t (second resolution, as Stripe stamps events) and
 at most ``LOOKBACK`` before it. Features therefore never see the future, and scoring with a history
-that starts ``LOOKBACK`` before the batch gives the same values as training on the full history.
+that starts ``HISTORY`` before the batch (``history_start``) gives the same values as training on
+the full history.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -101,6 +102,19 @@ _MERCHANT = KeyedWindows(
           ("_m_disputes_30d", "_dispute", 30 * D), ("_m_amount_30d", "_success_amount", 30 * D)),
 )
 # fmt: on
+
+#: How far before a batch the history read to score it must reach for the features to equal the
+#: training ones: ``LOOKBACK``, plus the window of the sums over ``_card_first``, a flag that is
+#: itself worked out over 30 days of history (``c_new_cards_7d`` of an event counts the cards first
+#: seen in the 7 days before it; whether a card was new 7 days back depends on the 30 days before
+#: that): 37 days.
+HISTORY = LOOKBACK + timedelta(seconds=max(w for _, c, w in _CUSTOMER.sums if c == "_card_first"))
+
+
+def history_start(events: pl.DataFrame) -> datetime:
+    """The earliest ``provider_created_at`` of the history that scoring ``events`` needs
+    (``HISTORY`` before the first of them)."""
+    return events["provider_created_at"].min() - HISTORY
 
 
 def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -25,17 +25,16 @@ import polars as pl
 
 from ml.features import CHARGE_SUCCEEDED, FAILED, SUCCEEDED, build_features, select_inputs
 from ml.metrics import CANDIDATE_DELAYS_H, recommend
-from warehouse.tables import GOLD_PAYMENT_SCORES
+from ml.names import CHURN, FRAUD, MODEL_NAMES, RETRY
+from transforms.schemas import GOLD_PAYMENT_SCORES
 
 if TYPE_CHECKING:
     from ml.registry import Champion
 
-FRAUD, RETRY, CHURN = "payments-fraud", "payments-retry", "payments-churn"
-MODEL_NAMES: tuple[str, ...] = (FRAUD, RETRY, CHURN)
 FRAUD_TYPES = (SUCCEEDED, CHARGE_SUCCEEDED)
 RETRY_TYPES = (FAILED,)
 ELIGIBLE_TYPES = (*FRAUD_TYPES, *RETRY_TYPES)
-SCORE_SCHEMA: pl.Schema = pl.from_arrow(GOLD_PAYMENT_SCORES.arrow_schema.empty_table()).schema
+SCORE_SCHEMA: pl.Schema = GOLD_PAYMENT_SCORES.polars
 T = TypeVar("T")
 _KEYS = ("event_id", "event_type", "merchant_id", "customer_id", "provider_created_at")
 
@@ -59,7 +58,7 @@ def score_events(
 ) -> ScoreResult:
     """Score the eligible events of a silver batch.
 
-    ``history``: silver rows from at least ``features.LOOKBACK`` before the batch up to its end;
+    ``history``: silver rows from ``features.history_start(events)`` up to the batch's end;
     it may include the batch. ``champions``: registered model name → champion (or None).
     """
     if scored_at.tzinfo is None:

@@ -21,7 +21,11 @@ import polars as pl
 from ml import features as F
 from ml import labels as L
 from ml.metrics import BASELINE_FEATURES, baseline_predictor, evaluate, linear_predictor
+from ml.names import CHURN, FRAUD, RETRY
 
+#: The silver columns training reads: the features' and the labels' (a retry's order is its
+#: ``metadata.order_id``, else its payment intent).
+TRAINING_COLUMNS: tuple[str, ...] = (*F.INPUT_COLUMNS, "payment_intent_id")
 HOLDOUT_SHARE = 0.25
 WARMUP = timedelta(days=7)
 NUM_THREADS = 2
@@ -54,9 +58,9 @@ class ModelSpec:
 
 
 SPECS: dict[str, ModelSpec] = {
-    "fraud": ModelSpec("fraud", "payments-fraud", F.FRAUD_FEATURES, L.fraud_labels, "pr_auc"),
-    "retry": ModelSpec("retry", "payments-retry", F.RETRY_FEATURES, L.retry_labels, "auc"),
-    "churn": ModelSpec("churn", "payments-churn", F.CHURN_FEATURES, L.churn_labels, "auc"),
+    "fraud": ModelSpec("fraud", FRAUD, F.FRAUD_FEATURES, L.fraud_labels, "pr_auc"),
+    "retry": ModelSpec("retry", RETRY, F.RETRY_FEATURES, L.retry_labels, "auc"),
+    "churn": ModelSpec("churn", CHURN, F.CHURN_FEATURES, L.churn_labels, "auc"),
 }
 
 

@@ -69,6 +69,7 @@ class _Runtime:
     """One ephemeral GE context with a pandas batch definition and a suite per table."""
 
     def __init__(self) -> None:
+        # lazy: `import great_expectations` takes 5.4 s (python -X importtime), once per process
         import great_expectations as gx
         from great_expectations.data_context.types.base import (
             DataContextConfig,
@@ -95,6 +96,7 @@ def _no_fingerprints() -> None:
     """Stop GE from hashing every value of a batch under 1 GB for a ``pandas_data_fingerprint``
     batch marker that nothing here reads: it was 0.7 s of the 0.8 s a 100,000-delivery bronze
     gate took (its payloads are 180 MB). GE has no setting for it, only this module constant."""
+    # lazy: `import great_expectations` takes 5.4 s (python -X importtime)
     from great_expectations.execution_engine import pandas_execution_engine
 
     pandas_execution_engine.HASH_THRESHOLD = 0
@@ -187,6 +189,7 @@ def gate(
 def _render_html(result: GateResult) -> str:
     if not result.raw:
         return f"<html><body><pre>{html.escape(json.dumps(result.to_dict(), indent=2))}</pre>"
+    # lazy: `import great_expectations` takes 5.4 s (python -X importtime)
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResultSchema,
     )

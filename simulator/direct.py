@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from confluent_kafka import Producer
+
 from ingest import topics
 from ingest.messages import build_message
 from simulator.stream import DEFAULT_START, generate_payloads
@@ -78,8 +80,6 @@ class _Writer:
     """A producer loop with backpressure, periodic polls and per-topic counts."""
 
     def __init__(self, client_config: dict[str, str], progress: Progress | None, every: int):
-        from confluent_kafka import Producer
-
         self.report = DirectReport()
         self.producer = Producer({**producer_config(client_config), "on_delivery": self._failed})
         self.progress, self.every, self.count = progress, every, 0

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lakehouse.broker import LocalBroker, free_port
+from lakehouse.broker import LocalBroker
+from lakehouse.supervisor import free_port
 from settings import get_settings
 from settings.config import S3_CHECKSUM_VARIABLES, S3_CLIENT_VARIABLES
+from tests.support.broker import KafkaForTest, commit_group_offsets, end_offsets_of
 
 REPO = Path(__file__).resolve().parent.parent
 #: Broker jars are fetched once per checkout and shared by every test broker.
@@ -85,64 +85,6 @@ def fresh_broker(
     yield start
     for broker in started:
         broker.stop()
-
-
-def end_offsets_of(bootstrap: str) -> list:
-    """The current end offset of every partition of every topic of the stack."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from ingest.topics import ALL_TOPICS
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-offsets"})
-    try:
-        meta = consumer.list_topics(timeout=10)
-        return [
-            TopicPartition(topic, p, _high(consumer, TopicPartition(topic, p)))
-            for topic in ALL_TOPICS
-            for p in meta.topics[topic].partitions
-        ]
-    finally:
-        consumer.close()
-
-
-def _high(consumer, tp, timeout_s: float = 30.0) -> int:
-    """High watermark; a partition whose leadership is still settling answers after a moment."""
-    from confluent_kafka import KafkaException
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=10)[1]
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-def commit_group_offsets(bootstrap: str, group: str, offsets: list) -> None:
-    """Set a consumer group's committed offsets, as an operator's offset reset would."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
-    try:
-        consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
-
-
-@dataclass
-class KafkaForTest:
-    """The session broker as one test sees it: its own group, started at the topics' end."""
-
-    broker: LocalBroker
-    group: str
-    start_offsets: list
-
-    def reset_group(self) -> None:
-        """Reset the group to where this test started: the same offsets are delivered again."""
-        commit_group_offsets(self.broker.bootstrap, self.group, self.start_offsets)
 
 
 @pytest.fixture

@@ -22,23 +22,17 @@ from datetime import datetime
 
 import polars as pl
 
+from settings.names import ROW_CONTRACT
 from transforms import currency, payload
 from transforms.normalize import EVENT_TYPES, clean, field, obj, object_kind, unified_fields
 from transforms.normalize import provider_created_at as created_at
+from transforms.quarantine import quarantine_rows
 from transforms.rules import first_match, rejection_rules
-from transforms.schemas import (
-    BRONZE_WEBHOOK_EVENTS,
-    SILVER_PAYMENT_EVENTS,
-    SILVER_QUARANTINE,
-    TS,
-    conform,
-)
+from transforms.schemas import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS, TS, conform
 
 #: Delivery order: the first delivery of an event id by this order wins.
 DELIVERY_ORDER = ("received_at", "topic", "partition", "offset")
 SCHEMA_VERSION = 1
-ROW_CONTRACT = "ROW_CONTRACT"
-LAYER = "silver"
 
 #: ``(events) -> violations``: a frame of ``delivery_id`` and ``error_detail`` for the rows of
 #: ``events`` that break the row contract (``quality.contracts.check_rows``).
@@ -87,7 +81,7 @@ def to_silver(
         raise ValueError("processed_at must be timezone-aware")
     if isinstance(bronze, pl.LazyFrame):
         bronze = bronze.collect()
-    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.names()), amount_max_major)
+    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.column_names), amount_max_major)
     rejected = rows.filter(pl.col("_code").is_not_null())
     not_modelled = rows.filter(pl.col("_code").is_null() & ~pl.col("_modelled"))
     valid = rows.filter(pl.col("_code").is_null() & pl.col("_modelled"))
@@ -217,15 +211,11 @@ def _apply_contract(
 
 def _quarantine(rejected: pl.DataFrame, processed_at: datetime) -> pl.DataFrame:
     """``silver.quarantine`` rows for rejected classified bronze rows."""
-    frame = rejected.with_columns(
-        (pl.lit(f"{LAYER}:") + pl.col("delivery_id")).alias("quarantine_id"),
-        pl.lit(LAYER).alias("layer"),
-        pl.col("_code").alias("error_code"),
-        pl.col("_detail").alias("error_detail"),
-        pl.coalesce("_provider_event_id", clean(pl.col("event_id"))).alias("event_id"),
-        pl.coalesce("_provider_event_type", clean(pl.col("event_type"))).alias("event_type"),
-        pl.lit(processed_at).cast(TS).alias("quarantined_at"),
-        pl.lit(None, dtype=TS).alias("released_at"),
-        pl.lit(None, dtype=pl.String).alias("released_by"),
+    return quarantine_rows(
+        rejected,
+        code=pl.col("_code"),
+        detail=pl.col("_detail"),
+        event_id=pl.coalesce("_provider_event_id", clean(pl.col("event_id"))),
+        event_type=pl.coalesce("_provider_event_type", clean(pl.col("event_type"))),
+        quarantined_at=processed_at,
     )
-    return conform(frame, SILVER_QUARANTINE)

@@ -14,6 +14,17 @@ import polars as pl
 from transforms.schemas import AMOUNT, GOLD_MERCHANT_DAILY, TS, conform
 
 KEYS = ("merchant_id", "day", "currency")
+#: The silver columns ``merchant_daily`` reads (and the scores' ``event_id``, ``fraud_score``).
+EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "merchant_id",
+    "currency",
+    "amount_minor",
+    "amount",
+    "provider_created_at",
+)
+SCORE_COLUMNS = ("event_id", "fraud_score")
 
 
 def _count(event_type: str) -> pl.Expr:
@@ -38,7 +49,7 @@ def merchant_daily(
         raise ValueError("updated_at must be timezone-aware")
     frame = events.lazy().filter(pl.col("merchant_id").is_not_null())
     if scores is not None:
-        fraud = scores.lazy().select("event_id", "fraud_score")
+        fraud = scores.lazy().select(SCORE_COLUMNS)
         frame = frame.join(fraud, on="event_id", how="left")
     else:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("fraud_score"))

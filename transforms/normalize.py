@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.schemas import TS
+
 #: Stripe event type -> unified event type. Types not listed are kept in bronze, not modelled.
 EVENT_TYPES: dict[str, str] = {
     "payment_intent.created": "payment.created",
@@ -123,8 +125,4 @@ def unified_fields() -> list[pl.Expr]:
 def provider_created_at() -> pl.Expr:
     """``created`` (unix seconds) as a UTC timestamp; null when absent or not an integer."""
     seconds = field("created").cast(pl.Int64, strict=False)
-    return (
-        pl.from_epoch(seconds, time_unit="s")
-        .dt.replace_time_zone("UTC")
-        .cast(pl.Datetime("us", "UTC"))
-    )
+    return pl.from_epoch(seconds, time_unit="s").dt.replace_time_zone("UTC").cast(TS)

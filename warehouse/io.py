@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from typing import TypeVar
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from warehouse.catalog import ensure_table, ensure_tables
 
 __all__ = [
+    "Table",
     "append",
     "commit_rewrite",
     "conform",
@@ -50,11 +52,13 @@ __all__ = [
     "read_appended_since",
     "read_files",
     "replace_partition",
+    "replace_rows",
     "scan",
     "sort_for_write",
     "with_commit_retry",
 ]
 
+# ``Table`` (pyiceberg's table handle) is what every verb takes; the other layers get it from here.
 #: A row filter: an Iceberg expression or its string form (``"day = '2026-11-01'"``).
 RowFilter = str | BooleanExpression
 T = TypeVar("T")
@@ -257,6 +261,15 @@ def replace_partition(
         return commit_rewrite(table, [t.file for t in tasks], rows, expr, summary)
 
     return with_commit_retry(table, attempt)
+
+
+def replace_rows(
+    table: Table, data: pa.Table, column: str, values: Iterable[object], summary: dict[str, str]
+) -> int:
+    """Replace the rows whose ``column`` is one of ``values`` with ``data`` (one OVERWRITE
+    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them."""
+    keys = [v.isoformat() if isinstance(v, date) else v for v in values]
+    return replace_partition(table, data, row_filter=In(column, keys), summary=summary)
 
 
 def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:

@@ -22,7 +22,7 @@ import pyarrow as pa
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 
-from warehouse.io import read_appended_since
+from warehouse import io
 
 APPEND = Operation.APPEND
 
@@ -46,6 +46,14 @@ class RecentAppends:
             entries[snapshot_id] = rows
             while len(entries) > 1 and sum(t.num_rows for t in entries.values()) > self._max_rows:
                 entries.popitem(last=False)
+
+    def append(self, table: Table, rows: pa.Table, summary: dict[str, str]) -> int:
+        """Append ``rows`` in one commit (``warehouse.io.append``) and remember them as
+        committed (conformed); the snapshot id."""
+        rows = io.conform(table, rows)
+        snapshot_id = io.append(table, rows, summary=summary)
+        self.put(table, snapshot_id, rows)
+        return snapshot_id
 
     def release(self, table: Table, snapshot_ids: Iterable[int]) -> None:
         """Forget entries a reader has consumed for good."""
@@ -79,7 +87,7 @@ class RecentAppends:
                     else table.schema().as_arrow().empty_table()
                 )
                 return (rows.select(list(columns)) if columns else rows), upto, ids
-        rows, mark = read_appended_since(table, after_snapshot_id, columns)
+        rows, mark = io.read_appended_since(table, after_snapshot_id, columns)
         return rows, mark, []
 
     def _collect(

@@ -1,186 +1,90 @@
-"""Table specs as data: every Iceberg table of the lakehouse, its grain, schema, partitioning,
-sort order and column docs. One spec per table, named like its Pandera model and GE suite
-(``silver.payment_events`` ↔ ``SilverPaymentEvent`` ↔ ``silver_payment_events``).
+"""Table specs as data: every Iceberg table of the lakehouse, its columns and its layout.
 
-Timestamps are UTC (``timestamptz``, microseconds). Money carries its unit in the name
-(``amount_minor`` is the provider's integer in the smallest unit; ``amount`` is major units).
+A spec adds only the layout (partitioning, sort order, identifier fields, properties) to the
+table's columns, which are defined once in ``transforms.schemas`` (names, types, nullability,
+docs, grain). One spec per table, named like its columns, its Pandera contract and its GE suite
+(``silver.payment_events`` ↔ ``SilverPaymentEvent`` ↔ ``silver_payment_events``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
-AMOUNT = pa.decimal128(20, 3)  # major units; 3 decimals cover every ISO 4217 exponent in use
+from transforms import schemas
+from transforms.schemas import Column, TableSchema
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """What a table is: its name, grain, Arrow schema with column docs, and layout."""
+    """What a table is: its columns (``transforms.schemas``) and how Iceberg lays it out."""
 
-    namespace: str
-    name: str
-    grain: str
-    columns: tuple[tuple[str, pa.DataType, bool, str], ...]  # name, type, nullable, doc
+    schema: TableSchema
     partition_by: tuple[tuple[str, str], ...] = ()  # (source column, transform: day|identity)
     sort_by: tuple[str, ...] = ()
     identifier: tuple[str, ...] = ()
-    properties: dict[str, str] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        laid_out = {c for c, _ in self.partition_by} | {*self.sort_by, *self.identifier}
+        unknown = laid_out - set(self.column_names)
+        if unknown:
+            raise ValueError(f"{self.identifier_str}: layout names unknown columns {unknown}")
+
+    @property
+    def namespace(self) -> str:
+        return self.schema.namespace
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    @property
+    def grain(self) -> str:
+        return self.schema.grain
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.schema.columns
 
     @property
     def identifier_str(self) -> str:
-        return f"{self.namespace}.{self.name}"
+        return self.schema.identifier_str
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema(
-            [
-                pa.field(n, t, nullable=nullable, metadata={"doc": doc})
-                for n, t, nullable, doc in self.columns
-            ]
-        )
+        return self.schema.arrow
 
     @property
     def column_names(self) -> list[str]:
-        return [c[0] for c in self.columns]
+        return self.schema.column_names
 
 
 BRONZE_WEBHOOK_EVENTS = TableSpec(
-    "bronze",
-    "webhook_events",
-    grain="one row per delivery (broker message): topic, partition and offset are unique",
-    columns=(
-        ("delivery_id", pa.string(), False, "topic:partition:offset of the broker message"),
-        ("provider", pa.string(), False, "payment provider that sent the webhook (stripe)"),
-        ("event_id", pa.string(), True, "provider event id from the message header (evt_…)"),
-        ("event_type", pa.string(), True, "provider event type from the header"),
-        ("topic", pa.string(), False, "topic the delivery was read from"),
-        ("partition", pa.int32(), False, "topic partition"),
-        ("offset", pa.int64(), False, "offset within the partition"),
-        ("message_key", pa.string(), True, "partition key: merchant, else event id"),
-        ("payload", pa.string(), False, "request body exactly as received (UTF-8 text)"),
-        ("dlq_reason", pa.string(), True, "why the receiver could not route it (webhooks.dlq)"),
-        ("request_id", pa.string(), True, "receiver request id, for tracing"),
-        ("received_at", TS, False, "when the receiver accepted the webhook (UTC)"),
-        ("ingested_at", TS, False, "when the bronze loader committed it (UTC)"),
-    ),
+    schemas.BRONZE_WEBHOOK_EVENTS,
     partition_by=(("received_at", "day"),),
     sort_by=("topic", "partition", "offset"),
 )
-
 SILVER_PAYMENT_EVENTS = TableSpec(
-    "silver",
-    "payment_events",
-    grain="one row per provider event id (duplicates dropped, first delivery wins)",
-    columns=(
-        ("event_id", pa.string(), False, "stripe:evt_… — provider-qualified event id"),
-        ("provider", pa.string(), False, "payment provider (stripe)"),
-        ("provider_event_id", pa.string(), False, "the provider's own event id (evt_…)"),
-        ("event_type", pa.string(), False, "normalized type: payment.succeeded, refund.created, …"),
-        ("provider_event_type", pa.string(), False, "the provider's type (payment_intent.…)"),
-        ("object_id", pa.string(), False, "id of data.object (pi_…, ch_…, re_…, dp_…)"),
-        ("payment_intent_id", pa.string(), True, "the payment intent the event belongs to"),
-        ("charge_id", pa.string(), True, "the charge the event belongs to"),
-        ("merchant_id", pa.string(), True, "merchant: Stripe account, else metadata.merchant_id"),
-        ("customer_id", pa.string(), True, "customer id (cus_…)"),
-        ("amount_minor", pa.int64(), False, "amount in the currency's smallest unit, as sent"),
-        ("currency", pa.string(), False, "ISO 4217 code, upper case"),
-        ("amount", AMOUNT, False, "amount in major units by the ISO 4217 exponent"),
-        ("payment_method_type", pa.string(), True, "card, sepa_debit, …"),
-        ("card_brand", pa.string(), True, "visa, mastercard, …"),
-        ("card_last_four", pa.string(), True, "last four digits of the card"),
-        ("card_country", pa.string(), True, "ISO 3166 country of the card issuer"),
-        ("customer_country", pa.string(), True, "ISO 3166 country of the billing address"),
-        ("status", pa.string(), True, "object status (succeeded, requires_payment_method, …)"),
-        ("failure_code", pa.string(), True, "failure or decline code (card_declined, …)"),
-        ("decline_code", pa.string(), True, "issuer decline code (insufficient_funds, …)"),
-        ("failure_message", pa.string(), True, "human readable failure message"),
-        ("dispute_reason", pa.string(), True, "dispute reason (fraudulent, …) for dispute events"),
-        ("metadata", pa.string(), True, "object metadata as JSON text"),
-        ("provider_created_at", TS, False, "when the provider created the event (UTC)"),
-        ("received_at", TS, False, "when the receiver accepted the delivery (UTC)"),
-        ("processed_at", TS, False, "when silver processed it (UTC)"),
-        ("delivery_id", pa.string(), False, "the bronze delivery this row came from"),
-        ("schema_version", pa.int32(), False, "version of this unified schema (1)"),
-    ),
+    schemas.SILVER_PAYMENT_EVENTS,
     partition_by=(("provider_created_at", "day"),),
     sort_by=("merchant_id", "provider_created_at"),
     identifier=("event_id",),
 )
-
 SILVER_QUARANTINE = TableSpec(
-    "silver",
-    "quarantine",
-    grain="one row per rejected delivery and layer",
-    columns=(
-        ("quarantine_id", pa.string(), False, "layer:delivery_id"),
-        ("delivery_id", pa.string(), False, "the bronze delivery (topic:partition:offset)"),
-        ("layer", pa.string(), False, "layer that rejected it: silver or gold"),
-        ("error_code", pa.string(), False, "INVALID_JSON, MISSING_EVENT_ID, INVALID_AMOUNT, …"),
-        ("error_detail", pa.string(), True, "what exactly was wrong"),
-        ("event_id", pa.string(), True, "provider event id, when it could be read"),
-        ("event_type", pa.string(), True, "provider event type, when it could be read"),
-        ("payload", pa.string(), False, "the raw payload"),
-        ("topic", pa.string(), False, "source topic"),
-        ("partition", pa.int32(), False, "source partition"),
-        ("offset", pa.int64(), False, "source offset"),
-        ("received_at", TS, False, "when the receiver accepted it (UTC)"),
-        ("quarantined_at", TS, False, "when it was quarantined (UTC)"),
-        ("released_at", TS, True, "when an operator released it for replay (UTC)"),
-        ("released_by", pa.string(), True, "who released it, and why"),
-    ),
+    schemas.SILVER_QUARANTINE,
     partition_by=(("quarantined_at", "day"),),
     identifier=("quarantine_id",),
 )
-
 GOLD_PAYMENT_SCORES = TableSpec(
-    "gold",
-    "payment_scores",
-    grain="one row per scored silver event",
-    columns=(
-        ("event_id", pa.string(), False, "silver event id"),
-        ("event_type", pa.string(), False, "normalized event type"),
-        ("merchant_id", pa.string(), True, "merchant"),
-        ("customer_id", pa.string(), True, "customer"),
-        ("provider_created_at", TS, False, "event time (UTC)"),
-        ("fraud_score", pa.float64(), True, "probability of a later fraudulent dispute"),
-        ("fraud_model", pa.string(), True, "registered model name"),
-        ("fraud_model_version", pa.string(), True, "registered model version"),
-        ("retry_delay_hours", pa.int32(), True, "recommended hours to wait before retrying"),
-        ("retry_success_probability", pa.float64(), True, "success probability at that delay"),
-        ("retry_model", pa.string(), True, "registered model name"),
-        ("retry_model_version", pa.string(), True, "registered model version"),
-        ("churn_score", pa.float64(), True, "probability of no successful payment in 30 days"),
-        ("churn_model", pa.string(), True, "registered model name"),
-        ("churn_model_version", pa.string(), True, "registered model version"),
-        ("scored_at", TS, False, "when it was scored (UTC)"),
-    ),
+    schemas.GOLD_PAYMENT_SCORES,
     partition_by=(("provider_created_at", "day"),),
     identifier=("event_id",),
 )
-
 GOLD_MERCHANT_DAILY = TableSpec(
-    "gold",
-    "merchant_daily",
-    grain="one row per merchant, day (UTC, of provider_created_at) and currency",
-    columns=(
-        ("merchant_id", pa.string(), False, "merchant"),
-        ("day", pa.date32(), False, "UTC day of the events"),
-        ("currency", pa.string(), False, "ISO 4217 code"),
-        ("volume_minor", pa.int64(), False, "succeeded payment volume, smallest unit"),
-        ("volume", AMOUNT, False, "succeeded payment volume, major units"),
-        ("payments_succeeded", pa.int64(), False, "payment.succeeded events"),
-        ("payments_failed", pa.int64(), False, "payment.failed events"),
-        ("payments_canceled", pa.int64(), False, "payment.canceled events"),
-        ("refunds", pa.int64(), False, "refund.created events"),
-        ("disputes", pa.int64(), False, "dispute.created events"),
-        ("refund_rate", pa.float64(), True, "refunds / payments succeeded"),
-        ("dispute_rate", pa.float64(), True, "disputes / payments succeeded"),
-        ("mean_fraud_score", pa.float64(), True, "mean fraud score of the day's scored events"),
-        ("updated_at", TS, False, "when this partition was rebuilt (UTC)"),
-    ),
+    schemas.GOLD_MERCHANT_DAILY,
     partition_by=(("day", "identity"),),
 )
 

@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
 
-from lakehouse import stack
+from ingest.receiver import create_app
+from lakehouse import prefect_api
 from settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,8 +213,6 @@ def test_dockerfile_installs_the_locked_set_on_python_311_slim() -> None:
 
 
 def receiver_routes() -> set[str]:
-    from ingest.receiver import create_app
-
     settings = Settings(environment="production", stripe_webhook_secrets=["whsec_deployed"])
     return {route.path for route in create_app(settings).routes}
 
@@ -265,7 +266,7 @@ def test_k8s_worker_uses_the_postgresql_catalog_and_the_s3_warehouse() -> None:
 def test_k8s_worker_serves_the_lakehouse_pool() -> None:
     [(_, worker)] = [(w, c) for w, c in k8s_containers() if w == "prefect-worker"]
     command = worker["command"]
-    assert command[command.index("--pool") + 1] == stack.WORK_POOL
+    assert command[command.index("--pool") + 1] == prefect_api.WORK_POOL
 
 
 # --- prefect.yaml --------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def test_prefect_yaml_declares_the_five_deployments_and_their_schedules() -> Non
 
 def test_every_deployment_runs_on_the_process_pool() -> None:
     pools = {d["name"]: d["work_pool"]["name"] for d in prefect_deployments()}
-    assert set(pools.values()) == {stack.WORK_POOL}
+    assert set(pools.values()) == {prefect_api.WORK_POOL}
 
 
 def test_microbatch_is_a_warm_loop_that_fits_its_interval() -> None:
@@ -304,9 +305,6 @@ def test_prefect_yaml_holds_no_secret() -> None:
 
 @pytest.mark.parametrize("deployment", prefect_deployments(), ids=lambda d: d["name"])
 def test_entrypoint_loads_a_prefect_flow_taking_its_parameters(deployment: dict[str, Any]) -> None:
-    from prefect import Flow
-    from prefect.flows import load_flow_from_entrypoint
-
     path, function = deployment["entrypoint"].split(":")
     assert (REPO / path).is_file(), f"{path} does not exist (yet)"
     flow = load_flow_from_entrypoint(f"{REPO / path}:{function}")

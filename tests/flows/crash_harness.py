@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from flows import stages
+from flows.context import Lakehouse
 from flows.loop import run_loop
 from ingest.reader_process import ReaderProcess
+from tests.support.patching import wrap_everywhere
+from warehouse import io
 from warehouse import tables as T
 
 
@@ -45,26 +47,27 @@ def _is(spec: T.TableSpec):
     return lambda table, *a, **k: tuple(table.name()) == (spec.namespace, spec.name)
 
 
-def install(point: str, marker: Path) -> None:
-    import warehouse.io as io
+#: point -> the function after which the process stops, and the table it must have written
+POINTS: dict[str, tuple[object, str, T.TableSpec | None]] = {
+    "mid-consume": (ReaderProcess, "poll_batch", None),
+    "after-bronze": (io, "append", T.BRONZE_WEBHOOK_EVENTS),
+    "after-offsets": (ReaderProcess, "commit", None),
+    "after-quarantine": (io, "append", T.SILVER_QUARANTINE),
+    "after-silver": (io, "append", T.SILVER_PAYMENT_EVENTS),
+}
 
-    if point == "mid-consume":
-        ReaderProcess.poll_batch = _after(ReaderProcess.poll_batch, marker)
-    elif point == "after-bronze":
-        io.append = _after(io.append, marker, _is(T.BRONZE_WEBHOOK_EVENTS))
-    elif point == "after-offsets":
-        ReaderProcess.commit = _after(ReaderProcess.commit, marker)
-    elif point == "after-quarantine":
-        io.append = _after(io.append, marker, _is(T.SILVER_QUARANTINE))
-    elif point == "after-silver":
-        io.append = _after(io.append, marker, _is(T.SILVER_PAYMENT_EVENTS))
-    else:
+
+def install(point: str, marker: Path) -> None:
+    if point not in POINTS:
         raise SystemExit(f"unknown point {point}")
+    owner, name, spec = POINTS[point]
+    when = _is(spec) if spec else lambda *a, **k: True
+    wrap_everywhere(owner, name, lambda fn: _after(fn, marker, when))
 
 
 if __name__ == "__main__":
     install(sys.argv[1], Path(sys.argv[2]))
-    lh = stages.Lakehouse()  # no warm-up: Great Expectations is imported only if silver runs
+    lh = Lakehouse()  # no warm-up: Great Expectations is imported only if silver runs
     run_loop(
         lh,
         max_records=int(sys.argv[3]) if len(sys.argv) > 3 else 500,

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from flows.context import Lakehouse
 from flows.held import run_release
 from flows.loop import run_loop
-from flows.stages import GateFailed, Lakehouse, load_bronze
+from flows.stages import GateFailed, load_bronze
 from settings import get_settings
 from simulator.events import make_stripe_event
 from warehouse import connect

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flows.report import RunTotals
-from flows.stages import StageReport
+from flows.report import RunTotals, StageReport
 
 
 def _batch(rows: int, quarantined: int, lag: int) -> list[StageReport]:

@@ -14,8 +14,7 @@ from ingest.consumer import BatchReader, partition_key
 from ingest.messages import build_message
 from settings import get_settings
 from simulator.events import make_stripe_event
-from tests.conftest import KafkaForTest
-from tests.ingest import read_rows
+from tests.support.broker import KafkaForTest, read_rows
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -21,7 +22,7 @@ from ingest.messages import build_message
 from ingest.reader_process import ReaderProcess, ReaderProcessError
 from settings import get_settings
 from simulator.events import make_stripe_event
-from tests.ingest import read_rows
+from tests.support.broker import read_rows
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -33,19 +34,13 @@ def _send(kafka, count: int, partition: int = 0) -> list[bytes]:
     bodies = []
     for i in range(count):
         body = orjson.dumps(make_stripe_event("payment_intent.succeeded"))
-        msg = build_message(body, time_now(), f"req_{i}")
+        msg = build_message(body, datetime.now(UTC), f"req_{i}")
         producer.produce(
             msg.topic, key=msg.key, value=body, headers=msg.headers, partition=partition
         )
         bodies.append(body)
     assert producer.flush(30) == 0
     return bodies
-
-
-def time_now():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def _reader(recorded=dict) -> ReaderProcess:

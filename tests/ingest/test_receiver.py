@@ -19,18 +19,9 @@ from ingest.logs import JsonFormatter
 from ingest.receiver import create_app
 from ingest.responses import WebhookAccepted
 from settings import get_settings
-from tests.ingest import (
-    JSON,
-    OLD_SECRET,
-    SECRET,
-    TopicTail,
-    encode,
-    headers_of,
-    make_event,
-    serve,
-    sign,
-    signed_headers,
-)
+from tests.support.broker import TopicTail, headers_of
+from tests.support.server import serve
+from tests.support.stripe import JSON, OLD_SECRET, SECRET, encode, make_event, sign, signed_headers
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from lakehouse.broker import free_port
-from tests.ingest import SECRET, encode, make_event, signed_headers
+from lakehouse.supervisor import free_port
+from tests.support.stripe import SECRET, encode, make_event, signed_headers
 
 pytestmark = pytest.mark.integration
 

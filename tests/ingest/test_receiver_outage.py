@@ -13,7 +13,9 @@ from ingest import topics
 from ingest.receiver import create_app
 from lakehouse.broker import LocalBroker
 from settings import get_settings
-from tests.ingest import SECRET, TopicTail, encode, headers_of, make_event, serve, signed_headers
+from tests.support.broker import TopicTail, headers_of
+from tests.support.server import serve
+from tests.support.stripe import SECRET, encode, make_event, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

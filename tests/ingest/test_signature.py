@@ -10,7 +10,7 @@ import stripe
 
 from ingest import signature
 from ingest.signature import SignatureError, verify
-from tests.ingest import OLD_SECRET, SECRET, sign
+from tests.support.stripe import OLD_SECRET, SECRET, sign
 
 BODY = b'{"id":"evt_1","object":"event","type":"charge.succeeded","data":{"object":{}}}'
 TOLERANCE = 300

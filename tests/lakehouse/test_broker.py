@@ -8,9 +8,11 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
+from ingest.offsets import end_offsets, per_topic
 from ingest.topics import ALL_TOPICS, PAYMENT_INTENT
-from lakehouse.broker import BrokerError, LocalBroker, end_offsets, free_port
+from lakehouse.broker import BrokerError, LocalBroker
 from lakehouse.cli import app
+from lakehouse.supervisor import free_port
 from settings import get_settings
 from tests.conftest import JAR_CACHE
 
@@ -51,7 +53,7 @@ def test_cli_start_creates_topics_status_reports_offsets_and_data_survives_resta
         assert stopped.exit_code == 1 and "not running" in stopped.output
 
         assert runner.invoke(app, ["broker", "start"]).exit_code == 0
-        offsets = end_offsets(settings.kafka_client_config(), ALL_TOPICS)
+        offsets = per_topic(end_offsets(settings.kafka_client_config(), ALL_TOPICS))
         assert set(offsets) == set(ALL_TOPICS)
         assert offsets[PAYMENT_INTENT] == 3
     finally:

@@ -7,16 +7,25 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from prefect.artifacts import Artifact
 from typer.testing import CliRunner
 
-from lakehouse.broker import free_port
+import flows.train_models as training
+from flows.train_models import load_silver_history, run_training, summary_markdown
 from lakehouse.cli import app
+from lakehouse.supervisor import free_port
 from simulator.history import generate_history
-from tests.ml import END, ROUNDS, mlflow_store, small_silver
+from tests.support.history import END, ROUNDS, small_silver
+from tests.support.mlflow_store import mlflow_store
+from warehouse.catalog import get_catalog
+from warehouse.io import append, ensure_tables
+from warehouse.tables import SILVER_PAYMENT_EVENTS
 
 runner = CliRunner()
 
@@ -28,8 +37,6 @@ def test_history_and_mlflow_commands_are_registered() -> None:
 
 @pytest.mark.integration
 def test_history_command_writes_every_event_to_the_topics(fresh_broker) -> None:
-    from confluent_kafka import Consumer, TopicPartition
-
     broker = fresh_broker()
     args = ["--days", "2", "--customers", "30", "--seed", "5", "--end", "2025-03-01T00:00:00"]
     result = runner.invoke(app, ["simulate", "history", *args, "--direct"])
@@ -50,8 +57,6 @@ def test_history_command_writes_every_event_to_the_topics(fresh_broker) -> None:
 
 
 def test_train_models_runs_without_a_server(isolated_settings: Path) -> None:
-    from flows.train_models import run_training, summary_markdown
-
     mlflow_store(isolated_settings)
     summary = run_training(small_silver, num_boost_round=ROUNDS)
     assert set(summary) == {"fraud", "retry", "churn"}
@@ -92,13 +97,6 @@ def _answers(url: str, within_s: float) -> bool:
 
 @pytest.mark.integration
 def test_training_reads_the_last_days_of_silver_from_iceberg(isolated_settings: Path) -> None:
-    from datetime import timedelta
-
-    from flows.train_models import load_silver_history
-    from warehouse.catalog import get_catalog
-    from warehouse.io import append, ensure_tables
-    from warehouse.tables import SILVER_PAYMENT_EVENTS
-
     silver = small_silver()
     table = ensure_tables(get_catalog())[SILVER_PAYMENT_EVENTS.identifier_str]
     append(table, silver.to_arrow(), summary={})
@@ -114,15 +112,13 @@ def test_training_reads_the_last_days_of_silver_from_iceberg(isolated_settings: 
 def test_train_models_flow_publishes_metrics_against_the_baseline(
     isolated_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect.artifacts import Artifact
+    # lazy: prefect.testing.utilities adds 2.4 s to every collection of tests/ml (measured)
     from prefect.testing.utilities import prefect_test_harness
 
-    import flows.train_models as module
-
     mlflow_store(isolated_settings)
-    monkeypatch.setattr(module, "load_silver_history", lambda days: small_silver())
+    monkeypatch.setattr(training, "load_silver_history", lambda days: small_silver())
     with prefect_test_harness(server_startup_timeout=240):
-        summary = module.train_models(history_days=70, num_boost_round=ROUNDS)
+        summary = training.train_models(history_days=70, num_boost_round=ROUNDS)
         artifact = Artifact.get("train-models")
     assert {row["name"] for row in summary.values()} == {
         "payments-fraud",

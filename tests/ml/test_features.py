@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ml.features import LOOKBACK, build_features, with_retry_delay
-from tests.ml import small_silver
+from ml.features import LOOKBACK, build_features, history_start, with_retry_delay
+from tests.support.history import small_silver
 
 T = "provider_created_at"
 
@@ -71,6 +71,28 @@ def test_scoring_with_a_trimmed_history_gives_the_training_features() -> None:
     trained = build_features(silver).filter(pl.col(T) >= start)
     assert scored["event_id"].to_list() == batch["event_id"].to_list()
     assert_frame_equal(_sorted(scored), _sorted(trained))
+
+
+def test_scoring_with_the_history_from_history_start_gives_the_training_features() -> None:
+    # a card used 36 days before the batch and again 6.5 days before it: the second use is not a
+    # new card (it was seen within 30 days), which only a history reaching 36 days back shows
+    silver = small_silver()
+    template = silver.filter(pl.col("event_type") == "payment.succeeded").row(0, named=True)
+    now = silver[T].max() + timedelta(days=60)
+    card = {**template, "customer_id": "cus_edge", "card_brand": "visa", "card_last_four": "4242"}
+    frame = pl.DataFrame(
+        [
+            {**card, "event_id": "stripe:evt_first_use", T: now - timedelta(days=36)},
+            {**card, "event_id": "stripe:evt_again", T: now - timedelta(days=6, hours=12)},
+            {**card, "event_id": "stripe:evt_now", T: now},
+        ],
+        schema=silver.schema,
+    )
+    batch = frame.filter(pl.col(T) == now)
+    history = frame.filter(pl.col(T) >= history_start(batch))
+    scored = build_features(batch, history)
+    assert_frame_equal(scored, build_features(batch, frame))
+    assert scored["c_new_cards_7d"].item() == 0
 
 
 @pytest.mark.parametrize(

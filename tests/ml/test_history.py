@@ -11,7 +11,7 @@ from ml.features import build_features, with_retry_delay
 from ml.labels import retry_labels
 from ml.metrics import delay_bucket
 from simulator.history import RETRY_DELAYS_H, generate_history
-from tests.ml import END, bronze_frame, small_silver
+from tests.support.history import END, history_bronze, small_silver
 from transforms.events import to_silver
 
 TINY = {"days": 5, "customers": 60, "seed": 3, "end": END}
@@ -35,7 +35,7 @@ def test_history_events_are_stripe_events() -> None:
 
 def test_history_goes_through_silver_without_rejections() -> None:
     events = list(generate_history(**TINY))
-    split = to_silver(bronze_frame(events), processed_at=END)
+    split = to_silver(history_bronze(events), processed_at=END)
     assert split.counts == {
         "bronze": len(events),
         "events": len(events),

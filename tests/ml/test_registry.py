@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from mlflow import MlflowClient
 
 from ml import registry
 from ml.train import Dataset, TrainedModel, datasets, train_model
 from settings import get_settings
-from tests.ml import ROUNDS, mlflow_store, small_silver, trained_small
+from tests.support.history import ROUNDS, small_silver, trained_small
+from tests.support.mlflow_store import mlflow_store
 
 
 @pytest.fixture
@@ -21,9 +23,7 @@ def store(isolated_settings: Path) -> Path:
     return isolated_settings
 
 
-def _client():
-    from mlflow import MlflowClient
-
+def _client() -> MlflowClient:
     uri = get_settings().resolved_mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

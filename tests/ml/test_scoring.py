@@ -15,7 +15,8 @@ from ml import registry
 from ml.features import LOOKBACK, build_features, with_retry_delay
 from ml.metrics import CANDIDATE_DELAYS_H
 from ml.scoring import ELIGIBLE_TYPES, MODEL_NAMES, score_events
-from tests.ml import mlflow_store, small_silver, trained_small
+from tests.support.history import small_silver, trained_small
+from tests.support.mlflow_store import mlflow_store
 from warehouse.tables import GOLD_PAYMENT_SCORES
 
 T = "provider_created_at"

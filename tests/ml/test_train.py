@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ml.labels import CHURN_HORIZON, FRAUD_HORIZON, churn_labels, fraud_labels, retry_labels
-from tests.ml import small_silver, trained_small
+from tests.support.history import small_silver, trained_small
 
 T = "provider_created_at"
 

@@ -19,17 +19,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
+from flows.context import Lakehouse
+from flows.loop import run_loop
+from lakehouse.broker import LocalBroker
+from ml import registry
+from ml.registry import Champion
 from settings import get_settings
-from tests.conftest import KafkaForTest, commit_group_offsets, end_offsets_of
-
-if TYPE_CHECKING:
-    from lakehouse.broker import LocalBroker
-    from ml.registry import Champion
+from simulator.events import encode
+from simulator.history import generate_history
+from simulator.stream import MALFORMED_KINDS, malform
+from tests.support.broker import Deliveries, KafkaForTest, commit_group_offsets, end_offsets_of
 
 DAYS, CUSTOMERS, SEED = 21, 60, 17
 UNSCORED_DAYS = 2  # history delivered before any champion exists …
@@ -62,8 +65,6 @@ class StandIn:
 
 
 def stand_in_champions() -> dict[str, Champion]:
-    from ml.registry import Champion
-
     def fraud(c: dict) -> np.ndarray:
         return (
             -4.0
@@ -104,9 +105,6 @@ def drain() -> int:
     needs zero lag, which a fresh consumer reports as the whole topic for partitions it has
     not fetched from yet (the session broker keeps every test's messages).
     """
-    from flows.microbatch import run_loop
-    from flows.stages import Lakehouse
-
     lh = Lakehouse()
     try:
         for batches in range(1, 50):
@@ -127,8 +125,6 @@ def drain() -> int:
 
 def _bodies(events: list[dict], rng: random.Random, count: int) -> list[bytes | dict]:
     """The events, with ``count`` malformed copies of some of them spread in."""
-    from simulator.stream import MALFORMED_KINDS, malform
-
     bodies: list[bytes | dict] = list(events)
     for i in range(count):
         broken = malform(rng.choice(events), MALFORMED_KINDS[i % len(MALFORMED_KINDS)], rng)
@@ -140,11 +136,6 @@ def _bodies(events: list[dict], rng: random.Random, count: int) -> list[bytes | 
 def demo_warehouse(
     session_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> DemoWarehouse:
-    from flows import stages
-    from simulator.events import encode
-    from simulator.history import generate_history
-    from tests.flows.conftest import Deliveries
-
     started = time.monotonic()
     root = tmp_path_factory.mktemp("notebooks-demo")
     home = root / "lakehouse-home"
@@ -174,7 +165,7 @@ def demo_warehouse(
 
         deliveries.send(_bodies(early, rng, MALFORMED_EARLY))
         drain()  # no champion yet: scores stay null
-        mp.setattr(stages, "champions", stand_in_champions)
+        mp.setattr(registry, "load_champions", stand_in_champions)
         deliveries.send([*_bodies(late, rng, MALFORMED_LATE), *map(encode, late[:REDELIVERED])])
         drain()
     get_settings.cache_clear()

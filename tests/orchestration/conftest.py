@@ -1,5 +1,6 @@
 """A real Prefect server for the orchestration tests, started with the same functions as
-``lakehouse up`` (``lakehouse.stack``) on a free port, with a private PREFECT_HOME and SQLite DB."""
+``lakehouse up`` (``lakehouse.stack``, ``lakehouse.supervisor``) on a free port, with a private
+PREFECT_HOME and SQLite DB."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import stack
-from lakehouse.broker import free_port
+from lakehouse import stack, supervisor
+from lakehouse.supervisor import free_port
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPr
     root = tmp_path_factory.mktemp("prefect")
     port = free_port()
     server = stack.prefect_server(root / "home", port, root / "run", root / "logs")
-    stack.start(server, timeout_s=240)
-    ui_url = f"http://{stack.HOST}:{port}"
+    supervisor.start(server, timeout_s=240)
+    ui_url = f"http://{supervisor.HOST}:{port}"
     try:
         yield LocalPrefect(f"{ui_url}/api", ui_url, root / "home", root / "run", root / "logs")
     finally:
-        stack.stop(server)
+        supervisor.stop(server)

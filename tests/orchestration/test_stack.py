@@ -1,5 +1,6 @@
-"""The local stack's functions (``lakehouse.stack``): processes, deployments on a real Prefect
-server, orphaned runs, consumer lag, and ``lakehouse status`` before anything ran."""
+"""The local stack's functions: processes (``lakehouse.supervisor``), deployments on a real
+Prefect server and orphaned runs (``lakehouse.prefect_api``), and ``lakehouse status`` before
+anything ran."""
 
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse import stack
-from lakehouse.broker import free_port
+from lakehouse import prefect_api, supervisor
 from lakehouse.cli import app
+from lakehouse.supervisor import free_port
 from tests.orchestration.conftest import LocalPrefect
 
 ALL_DEPLOYMENTS = {"microbatch", "train-models", "maintenance", "replay-quarantine", "backfill"}
 
 
-def http_service(tmp_path: Path) -> stack.Service:
+def http_service(tmp_path: Path) -> supervisor.Service:
     """A tiny real service: Python's HTTP server, ready when it answers."""
     port = free_port()
-    argv = (sys.executable, "-m", "http.server", str(port), "--bind", stack.HOST)
-    return stack.Service(
+    argv = (sys.executable, "-m", "http.server", str(port), "--bind", supervisor.HOST)
+    return supervisor.Service(
         "http",
         argv,
         tmp_path / "run" / "http.pid",
@@ -30,32 +31,32 @@ def http_service(tmp_path: Path) -> stack.Service:
         port=port,
         marker="http.server",
         cwd=tmp_path,
-        ready=lambda: stack.http_ok(f"http://{stack.HOST}:{port}/"),
+        ready=lambda: supervisor.http_ok(f"http://{supervisor.HOST}:{port}/"),
     )
 
 
 def test_service_starts_once_and_stops_once(tmp_path: Path) -> None:
     service = http_service(tmp_path)
-    pid = stack.start(service, timeout_s=30)
+    pid = supervisor.start(service, timeout_s=30)
     try:
-        assert stack.start(service, timeout_s=30) == pid, "a second start must find the first"
-        assert stack.running_pid(service) == pid
+        assert supervisor.start(service, timeout_s=30) == pid, "a second start must find the first"
+        assert supervisor.running_pid(service) == pid
     finally:
-        assert stack.stop(service) is True
-    assert stack.running_pid(service) is None
-    assert stack.stop(service) is False
+        assert supervisor.stop(service) is True
+    assert supervisor.running_pid(service) is None
+    assert supervisor.stop(service) is False
 
 
 def test_service_that_exits_at_start_fails_with_its_log(tmp_path: Path) -> None:
-    service = stack.Service(
+    service = supervisor.Service(
         "broken",
         (sys.executable, "-c", "import sys; print('no config here'); sys.exit(3)"),
         tmp_path / "broken.pid",
         tmp_path / "broken.log",
         ready=lambda: False,
     )
-    with pytest.raises(stack.StackError, match="no config here"):
-        stack.start(service, timeout_s=30)
+    with pytest.raises(supervisor.StackError, match="no config here"):
+        supervisor.start(service, timeout_s=30)
     assert not service.pid_file.exists()
 
 
@@ -63,17 +64,7 @@ def test_stale_pid_file_is_not_a_running_service(tmp_path: Path) -> None:
     service = http_service(tmp_path)
     service.pid_file.parent.mkdir(parents=True)
     service.pid_file.write_text(str(1))  # alive, but not our server
-    assert stack.running_pid(service) is None
-
-
-def test_consumer_lag_subtracts_bronze_offsets_per_topic() -> None:
-    ends = {"webhooks.stripe.charge": 10, "webhooks.stripe.refund": 4, "webhooks.dlq": 0}
-    committed = {"webhooks.stripe.charge:0": 3, "webhooks.stripe.charge:2": 5}
-    assert stack.consumer_lag(ends, committed) == {
-        "webhooks.stripe.charge": 2,
-        "webhooks.stripe.refund": 4,
-        "webhooks.dlq": 0,
-    }
+    assert supervisor.running_pid(service) is None
 
 
 def test_status_before_anything_ran_says_so(isolated_settings: Path) -> None:
@@ -89,14 +80,14 @@ def test_status_before_anything_ran_says_so(isolated_settings: Path) -> None:
 def test_deploy_puts_every_prefect_yaml_deployment_on_the_pool(
     prefect_server: LocalPrefect,
 ) -> None:
-    stack.ensure_work_pool(prefect_server.api_url, prefect_server.home)
-    stack.ensure_work_pool(prefect_server.api_url, prefect_server.home)  # idempotent
-    stack.deploy(prefect_server.api_url, prefect_server.home)
+    prefect_api.ensure_work_pool(prefect_server.api_url, prefect_server.home)
+    prefect_api.ensure_work_pool(prefect_server.api_url, prefect_server.home)  # idempotent
+    prefect_api.deploy(prefect_server.api_url, prefect_server.home)
     found = deployments(prefect_server.api_url)
     assert set(found) >= ALL_DEPLOYMENTS
-    assert {found[name]["work_pool_name"] for name in ALL_DEPLOYMENTS} == {stack.WORK_POOL}
+    assert {found[name]["work_pool_name"] for name in ALL_DEPLOYMENTS} == {prefect_api.WORK_POOL}
     step = found["microbatch"]["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]
-    assert step["directory"] == str(stack.REPO), "flow runs must start in the repository"
+    assert step["directory"] == str(supervisor.REPO), "flow runs must start in the repository"
 
 
 @pytest.mark.integration
@@ -104,8 +95,8 @@ def test_orphaned_run_is_crashed_and_frees_its_deployment_slot(
     prefect_server: LocalPrefect,
 ) -> None:
     api = prefect_server.api_url
-    stack.ensure_work_pool(api, prefect_server.home)
-    stack.deploy(api, prefect_server.home, names=["backfill"])
+    prefect_api.ensure_work_pool(api, prefect_server.home)
+    prefect_api.deploy(api, prefect_server.home, names=["backfill"])
     deployment = deployments(api)["backfill"]
     run = post(
         api,
@@ -116,7 +107,7 @@ def test_orphaned_run_is_crashed_and_frees_its_deployment_slot(
         post(api, f"/flow_runs/{run['id']}/set_state", {"state": {"type": state}})
     assert deployments(api)["backfill"]["global_concurrency_limit"]["active_slots"] == 1
 
-    crashed = stack.crash_orphaned_runs(api, "worker gone")
+    crashed = prefect_api.crash_orphaned_runs(api, "worker gone")
 
     assert run["name"] in crashed
     assert httpx.get(f"{api}/flow_runs/{run['id']}").json()["state_type"] == "CRASHED"

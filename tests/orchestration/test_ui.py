@@ -20,12 +20,13 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from lakehouse import stack
+from lakehouse import prefect_api, stack, supervisor
 from lakehouse.broker import LocalBroker
 from settings import get_settings
 from simulator.direct import write_bodies
 from simulator.events import encode, make_stripe_event
 from tests.orchestration.conftest import LocalPrefect
+from warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,8 +58,8 @@ def test_quick_run_from_the_ui_moves_sent_events_into_silver(
         "LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
     }
     api = prefect_server.api_url
-    stack.ensure_work_pool(api, prefect_server.home)
-    stack.deploy(api, prefect_server.home, names=[DEPLOYMENT], env=worker_env)
+    prefect_api.ensure_work_pool(api, prefect_server.home)
+    prefect_api.deploy(api, prefect_server.home, names=[DEPLOYMENT], env=worker_env)
     deployment = find_deployment(api, DEPLOYMENT)
     pause_schedules(api, deployment)  # only the person's click may start a run
     before = {run["id"] for run in flow_runs(api, deployment["id"])}
@@ -70,7 +71,7 @@ def test_quick_run_from_the_ui_moves_sent_events_into_silver(
         env=worker_env,
         name=f"ui-test-{uuid.uuid4().hex[:8]}",
     )
-    stack.start(worker, timeout_s=120)
+    supervisor.start(worker, timeout_s=120)
     try:
         with chromium_page() as page:
             quick_run(page, prefect_server.ui_url, DEPLOYMENT)
@@ -81,10 +82,10 @@ def test_quick_run_from_the_ui_moves_sent_events_into_silver(
             page.wait_for_timeout(2_000)  # let the run graph draw
             page.screenshot(path=ARTIFACTS / "04-flow-run.png", full_page=True)
     finally:
-        stack.stop(worker)
+        supervisor.stop(worker)
     assert run["state_type"] == "COMPLETED", (
         f"flow run {run['name']} ended {run['state_type']}: {run['state'].get('message')}\n"
-        f"worker log:\n{stack.log_tail(worker.log_file, 40)}"
+        f"worker log:\n{supervisor.log_tail(worker.log_file, 40)}"
     )
     assert sent <= silver_event_ids(), "events sent before the run are missing from silver"
 
@@ -145,8 +146,6 @@ def send_payments(count: int) -> set[str]:
 
 def silver_event_ids() -> set[str]:
     """Provider event ids in silver.payment_events, read with DuckDB like an analyst would."""
-    from warehouse import connect
-
     con = connect()
     try:
         rows = con.sql("SELECT provider_event_id FROM silver.payment_events").fetchall()

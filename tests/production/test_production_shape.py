@@ -23,10 +23,11 @@ from typer.testing import CliRunner
 
 from flows.loop import run_loop
 from flows.stages import Lakehouse
-from lakehouse import stack
-from lakehouse.broker import LocalBroker, free_port
+from lakehouse import stack, supervisor
+from lakehouse.broker import LocalBroker
 from lakehouse.cli import app
 from lakehouse.localprod import ProductionShape
+from lakehouse.supervisor import free_port
 from settings import get_settings
 from settings.config import S3_CHECKSUM_VARIABLES, S3_CLIENT_VARIABLES
 from simulator.direct import write_bodies
@@ -82,14 +83,14 @@ def train_on_a_prefect_server(shape: ProductionShape, home: Path) -> tuple[dict,
         home / "logs",
         shape.postgres.url("prefect", "asyncpg"),
     )
-    stack.start(server, timeout_s=240)
+    supervisor.start(server, timeout_s=240)
     try:
         api = f"http://127.0.0.1:{port}/api"
         with temporary_settings({PREFECT_API_URL: api, PREFECT_HOME: home / "prefect"}):
             summary = train_models(history_days=70, num_boost_round=ROUNDS)
             APILogWorker.drain_all(timeout=30)  # the flow's logs, while the server takes them
     finally:
-        stack.stop(server)
+        supervisor.stop(server)
     with psycopg.connect(_dsn(shape, "prefect")) as db:
         states = [row[0] for row in db.execute("SELECT state_type FROM flow_run")]
     return summary, states

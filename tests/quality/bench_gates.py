@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from quality.gates import gate
 from quality.suites import GateParams
 
 
@@ -35,8 +36,6 @@ def main() -> None:
     args = parser.parse_args()
     batch, params = silver_rows(args.rows), GateParams()
     start = time.perf_counter()
-    from quality.gates import gate
-
     result = gate(batch, "silver_payment_events", params)
     print(
         f"first gate (import + context + {args.rows:,} rows): {time.perf_counter() - start:.2f} s"

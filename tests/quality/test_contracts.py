@@ -16,10 +16,12 @@ from quality.contracts import (
     SilverPaymentEvent,
     SilverQuarantine,
     check_rows,
+    contract,
 )
 from simulator.stream import generate_payloads
-from tests.transforms.bronze import bronze_frame
+from tests.support.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
+from transforms.schemas import SILVER_QUARANTINE
 
 NOW = datetime(2024, 7, 2, tzinfo=UTC)
 
@@ -100,3 +102,8 @@ def test_merchant_daily_contract_rejects_duplicate_keys(split) -> None:
     daily = merchant_daily(split.events, None, updated_at=NOW)
     with pytest.raises(pa.errors.SchemaErrors):
         GoldMerchantDaily.validate(pl.concat([daily, daily.head(1)]), lazy=True)
+
+
+def test_a_check_on_a_column_the_table_does_not_have_is_refused() -> None:
+    with pytest.raises(KeyError, match="replay_count"):
+        contract("SilverQuarantine", SILVER_QUARANTINE, {"replay_count": pa.Check.ge(0)})

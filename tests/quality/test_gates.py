@@ -13,7 +13,7 @@ import pytest
 from quality.gates import GateResult, build_data_docs, gate, warm_up
 from quality.suites import SUITES, GateParams, build_suite
 from simulator.events import make_stripe_event
-from tests.transforms.bronze import bronze_frame
+from tests.support.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 
 NOW = datetime(2024, 7, 2, tzinfo=UTC)

@@ -14,7 +14,7 @@ import stripe
 
 from ingest import topics
 from ingest.messages import build_message
-from lakehouse.broker import free_port
+from lakehouse.supervisor import free_port
 from simulator import (
     CURRENCY_EXPONENT,
     EXPECTED_REJECTION,

@@ -13,12 +13,14 @@ from typer.testing import CliRunner
 
 from ingest import topics
 from ingest.receiver import create_app
-from lakehouse.broker import free_port
 from lakehouse.cli import app
+from lakehouse.supervisor import free_port
 from settings import get_settings
 from simulator.send import send_payloads
 from simulator.stream import generate_payloads
-from tests.ingest import SECRET, TopicTail, headers_of, serve
+from tests.support.broker import TopicTail, headers_of
+from tests.support.server import serve
+from tests.support.stripe import SECRET
 
 runner = CliRunner()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 
 import orjson
 import pytest
@@ -90,6 +91,4 @@ def test_load_writes_n_deliveries_as_the_receiver_would_with_fresh_ids_per_cycle
 
 
 def _received_at(headers: dict[str, bytes]):
-    from datetime import datetime
-
     return datetime.fromisoformat(headers[topics.H_RECEIVED_AT].decode())

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from quality.contracts import check_rows
 from simulator.stream import generate_payloads
-from tests.transforms.bronze import bronze_frame
+from tests.support.bronze import bronze_frame
 from transforms.events import to_silver
 
 
@@ -47,11 +48,7 @@ def main() -> None:
         hit = pl.int_range(pl.len()) % round(1 / args.broken) == 0
         cut = pl.col("payload").str.slice(0, 100)
         bronze = bronze.with_columns(pl.when(hit).then(cut).otherwise("payload").alias("payload"))
-    contract = None
-    if args.contract:
-        from quality.contracts import check_rows
-
-        contract = check_rows
+    contract = check_rows if args.contract else None
     mb = bronze["payload"].str.len_bytes().sum() / 1e6
     for _ in range(args.repeat):
         wall, cpu = time.perf_counter(), time.process_time()

@@ -13,7 +13,7 @@ import pytest
 
 from simulator.events import MISSING, make_stripe_event
 from simulator.stream import EXPECTED_REJECTION, generate_payloads, malform
-from tests.transforms.bronze import bronze_frame, bronze_row
+from tests.support.bronze import bronze_frame, bronze_row
 from transforms.events import SilverSplit, drop_seen, to_silver
 from transforms.normalize import EVENT_TYPES
 from transforms.schemas import BRONZE_WEBHOOK_EVENTS
@@ -128,7 +128,7 @@ def test_invalid_json_outside_the_dlq_is_caught_by_the_parser() -> None:
     ]  # valid neighbours share the decode chunk
     rows.append({**rows[0], "delivery_id": "x:0:9", "offset": 9, "payload": '{"id": "evt_1",'})
     rows.append({**rows[0], "delivery_id": "x:0:10", "offset": 10, "payload": "[1, 2]"})
-    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS), processed_at=NOW)
+    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS.polars), processed_at=NOW)
     assert split.quarantine["error_code"].to_list() == ["INVALID_JSON", "INVALID_JSON"]
     assert split.events.height == 5
 
@@ -155,7 +155,7 @@ def test_event_types_are_mapped(provider_type: str) -> None:
 def test_types_not_modelled_stay_in_bronze_counted(provider_type: str) -> None:
     split = split_of(event(provider_type))
     assert (split.events.height, split.quarantine.height, split.not_modelled.height) == (0, 0, 1)
-    assert split.not_modelled.columns == BRONZE_WEBHOOK_EVENTS.names()
+    assert split.not_modelled.columns == BRONZE_WEBHOOK_EVENTS.column_names
 
 
 def test_null_strings_become_null() -> None:
@@ -219,7 +219,9 @@ def test_in_batch_duplicates_first_delivery_wins() -> None:
     body = event()
     late = bronze_row(body, offset=1, received_at=NOW + timedelta(seconds=5))
     early = bronze_row(body, offset=7, partition=2, received_at=NOW)
-    split = to_silver(pl.DataFrame([late, early], schema=BRONZE_WEBHOOK_EVENTS), processed_at=NOW)
+    split = to_silver(
+        pl.DataFrame([late, early], schema=BRONZE_WEBHOOK_EVENTS.polars), processed_at=NOW
+    )
     assert split.duplicates_in_batch == 1
     assert split.events["delivery_id"].to_list() == [early["delivery_id"]]
 
@@ -262,7 +264,7 @@ def test_processed_at_must_be_timezone_aware() -> None:
 
 
 def test_empty_batch_gives_empty_frames_with_the_table_columns() -> None:
-    split = to_silver(pl.DataFrame(schema=BRONZE_WEBHOOK_EVENTS), processed_at=NOW)
+    split = to_silver(pl.DataFrame(schema=BRONZE_WEBHOOK_EVENTS.polars), processed_at=NOW)
     assert split.counts == dict.fromkeys(split.counts, 0)
 
 
@@ -302,7 +304,7 @@ def test_rows_that_would_spill_into_their_neighbours_cannot_shift_the_batch() ->
     attacks = [splitter, '{"a":"}', '{","id":"evt_swallowed"}']
     for offset, text in enumerate(attacks, start=10):
         rows.append({**rows[0], "delivery_id": f"x:0:{offset}", "offset": offset, "payload": text})
-    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS), processed_at=NOW)
+    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS.polars), processed_at=NOW)
     assert split.quarantine["error_code"].to_list() == ["INVALID_JSON"] * 3
     expected = {r["delivery_id"]: orjson.loads(r["payload"])["id"] for r in rows[:6]}
     assert dict(split.events.select("delivery_id", "provider_event_id").iter_rows()) == expected
@@ -313,7 +315,7 @@ def test_spill_guard_works_without_header_ids_too() -> None:
     splitter = orjson.dumps(event(seed=50)).decode() + "," + orjson.dumps(event(seed=51)).decode()
     for offset, text in enumerate([splitter, '{"a":"}', '{","id":"evt_swallowed"}'], start=10):
         rows.append({**rows[0], "delivery_id": f"x:0:{offset}", "offset": offset, "payload": text})
-    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS), processed_at=NOW)
+    split = to_silver(pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS.polars), processed_at=NOW)
     assert split.quarantine["error_code"].to_list() == ["INVALID_JSON"] * 3
     assert split.events["provider_event_id"].to_list() == [
         orjson.loads(r["payload"])["id"] for r in rows[:6]

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from simulator.events import make_stripe_event
-from tests.transforms.bronze import bronze_frame
+from tests.support.bronze import bronze_frame
 from transforms import merchant_daily, to_silver
 from warehouse.tables import GOLD_MERCHANT_DAILY
 

@@ -1,4 +1,5 @@
-"""The transforms' own column lists cannot drift from warehouse.tables."""
+"""Each table is defined once (``transforms.schemas``); its Iceberg spec, Polars schema and Pandera
+contract are derived from that definition and agree on names, order, types and nullability."""
 
 from __future__ import annotations
 
@@ -6,25 +7,48 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from transforms import schemas
-from warehouse.tables import ALL_TABLES, AMOUNT, TableSpec
+from quality.contracts import CONTRACTS
+from transforms.schemas import ALL_TABLES, TableSchema
+from warehouse import tables
+
+by_name = pytest.mark.parametrize("table", ALL_TABLES, ids=lambda t: t.identifier_str)
 
 
-@pytest.mark.parametrize("spec", ALL_TABLES, ids=lambda s: s.identifier_str)
-def test_columns_equal_the_table_spec(spec: TableSpec) -> None:
-    assert schemas.BY_TABLE[spec.identifier_str].names() == spec.column_names
+def test_every_table_has_one_spec_and_one_contract() -> None:
+    names = [t.identifier_str for t in ALL_TABLES]
+    assert [spec.identifier_str for spec in tables.ALL_TABLES] == names
+    assert list(CONTRACTS) == names
 
 
-@pytest.mark.parametrize("spec", ALL_TABLES, ids=lambda s: s.identifier_str)
-def test_types_cast_losslessly_to_the_table_schema(spec: TableSpec) -> None:
-    arrow = pl.DataFrame(schema=schemas.BY_TABLE[spec.identifier_str]).to_arrow()
-    for ours, theirs in zip(arrow.schema, spec.arrow_schema, strict=True):
+@by_name
+def test_the_iceberg_spec_is_built_from_the_definition(table: TableSchema) -> None:
+    (spec,) = (s for s in tables.ALL_TABLES if s.identifier_str == table.identifier_str)
+    assert spec.schema is table
+    docs = [(f.metadata or {}).get(b"doc", b"").decode() for f in spec.arrow_schema]
+    assert docs == [c.doc for c in table.columns] and all(docs)
+
+
+@by_name
+def test_arrow_polars_and_pandera_agree_on_names_order_types_and_nullability(
+    table: TableSchema,
+) -> None:
+    arrow = table.arrow
+    contract = CONTRACTS[table.identifier_str]
+
+    assert arrow.names == table.polars.names() == list(contract.columns)
+    # the Polars schema is what Polars reads from the table's Arrow data
+    assert list(pl.from_arrow(arrow.empty_table()).schema.items()) == list(table.polars.items())
+    assert [c.dtype.type for c in contract.columns.values()] == list(table.polars.values())
+    assert [c.nullable for c in contract.columns.values()] == [f.nullable for f in arrow]
+    assert contract.strict and contract.ordered
+
+
+@by_name
+def test_polars_frames_cast_losslessly_to_the_table_schema(table: TableSchema) -> None:
+    arrow = pl.DataFrame(schema=table.polars).to_arrow()
+    for ours, theirs in zip(arrow.schema, table.arrow, strict=True):
         if pa.types.is_large_string(ours.type) or pa.types.is_string_view(ours.type):
             assert pa.types.is_string(theirs.type), ours.name
         else:
             assert ours.type == theirs.type, ours.name
-    assert arrow.cast(spec.arrow_schema).schema.names == spec.column_names
-
-
-def test_amount_scale_matches_the_warehouse() -> None:
-    assert (schemas.AMOUNT_PRECISION, schemas.AMOUNT_SCALE) == (AMOUNT.precision, AMOUNT.scale)
+    assert arrow.cast(table.arrow).schema.names == table.column_names

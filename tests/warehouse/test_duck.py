@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 import warehouse
-from tests.warehouse import make_quarantine_rows, make_silver_events
+from tests.support.tables import make_quarantine_rows, make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.duck import connect, extension_path, s3_secret_sql
 from warehouse.io import append, ensure_table, ensure_tables, replace_partition

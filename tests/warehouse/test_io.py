@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -12,7 +13,8 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
-from tests.warehouse import DAY, make_merchant_daily, make_quarantine_rows, make_silver_events
+from tests.support.tables import DAY, make_merchant_daily, make_quarantine_rows, make_silver_events
+from transforms.schemas import Column
 from warehouse.catalog import get_catalog
 from warehouse.io import (
     append,
@@ -34,6 +36,7 @@ from warehouse.tables import (
 )
 
 pytestmark = pytest.mark.integration
+STRINGS = {pa.string(), pa.large_string()}
 
 
 @pytest.fixture
@@ -46,8 +49,6 @@ def _ids(table: pa.Table, column: str = "event_id") -> list[str]:
 
 
 def test_catalog_is_sqlite_in_wal_mode_under_home(isolated_settings) -> None:
-    import sqlite3
-
     get_catalog()
     db = isolated_settings / "catalog.db"
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -80,13 +81,26 @@ def test_ensure_tables_creates_every_table_with_docs_partitioning_sort_and_ident
     assert ensure_tables(catalog)["silver.payment_events"].metadata == silver.metadata  # idempotent
 
 
+@pytest.mark.parametrize("spec", ALL_TABLES, ids=lambda s: s.identifier_str)
+def test_each_iceberg_table_has_the_columns_of_its_definition(catalog: Catalog, spec) -> None:
+    schema = ensure_table(catalog, spec).schema()
+    arrow = schema.as_arrow()
+
+    assert arrow.names == spec.column_names
+    for column, field in zip(spec.columns, schema.fields, strict=True):
+        assert (field.required, field.doc) == (not column.nullable, column.doc), column.name
+        theirs = arrow.field(column.name).type
+        assert theirs == column.type or {theirs, column.type} <= STRINGS, column.name
+
+
 def test_new_spec_columns_are_added_and_existing_data_kept(catalog: Catalog) -> None:
     table = ensure_table(catalog, SILVER_QUARANTINE)
     append(table, make_quarantine_rows(range(3)), {})
-    evolved = dataclasses.replace(
-        SILVER_QUARANTINE,
-        columns=(*SILVER_QUARANTINE.columns, ("replay_count", pa.int32(), False, "replays so far")),
+    replay_count = Column("replay_count", pa.int32(), False, "replays so far")
+    columns = dataclasses.replace(
+        SILVER_QUARANTINE.schema, columns=(*SILVER_QUARANTINE.columns, replay_count)
     )
+    evolved = dataclasses.replace(SILVER_QUARANTINE, schema=columns)
 
     table = ensure_table(catalog, evolved)
     append(

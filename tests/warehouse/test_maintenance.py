@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pyiceberg.table import Table
 
-from tests.warehouse import DAY, make_merchant_daily, make_silver_events
+from tests.support.tables import DAY, make_merchant_daily, make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.io import (
+    Table,
     append,
     ensure_table,
     latest_summary_value,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from pyiceberg.table import Table
 
-from tests.warehouse import make_silver_events
+from tests.support.tables import make_silver_events
 from warehouse.catalog import get_catalog
-from warehouse.io import append, conform, ensure_table, read_appended_since
+from warehouse.io import Table, append, conform, ensure_table, read_appended_since
 from warehouse.maintenance import compact
 from warehouse.recent import RecentAppends
 from warehouse.tables import SILVER_PAYMENT_EVENTS

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lakehouse.cli import app
-from tests.warehouse import make_silver_events
+from tests.support.tables import make_silver_events
 from warehouse.catalog import get_catalog
 from warehouse.io import append, ensure_table
 from warehouse.tables import SILVER_PAYMENT_EVENTS

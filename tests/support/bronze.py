@@ -1,8 +1,9 @@
-"""Builders of ``bronze.webhook_events`` rows from webhook bodies, routed like the receiver does."""
+"""Builders of ``bronze.webhook_events`` rows from webhook bodies, routed like the receiver does
+and landed like the bronze loader does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ def bronze_row(
     received_at: datetime | None = None,
     topic: str | None = None,
 ) -> dict[str, Any]:
-    """One delivery of ``event`` (a dict, or a raw body) as the bronze loader lands it."""
+    """One delivery of ``event`` (a dict, or a raw body) as the bronze loader lands it; received
+    ``offset`` seconds after ``T0`` unless ``received_at`` says when."""
     body = body_of(event)
     received_at = received_at or T0 + timedelta(seconds=offset)
     message = build_message(body, received_at, request_id=f"req-{offset}")
@@ -51,7 +53,22 @@ def bronze_row(
     }
 
 
-def bronze_frame(events: Iterable[dict | bytes | str], *, first_offset: int = 0) -> pl.DataFrame:
-    """Bronze rows for ``events``, one delivery each, offsets counting up."""
-    rows = [bronze_row(e, offset=first_offset + i) for i, e in enumerate(events)]
-    return pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS)
+def just_after_creation(event: dict) -> datetime:
+    """When a delivery of ``event`` arrives: one second after the provider created it (for events
+    that carry their own time, such as the labelled history)."""
+    return datetime.fromtimestamp(event["created"], UTC) + timedelta(seconds=1)
+
+
+def bronze_frame(
+    events: Iterable[dict | bytes | str],
+    *,
+    first_offset: int = 0,
+    received_at: Callable[[dict], datetime] | None = None,
+) -> pl.DataFrame:
+    """Bronze rows for ``events``, one delivery each, offsets counting up; received as
+    ``bronze_row`` says, or at ``received_at(event)``."""
+    rows = [
+        bronze_row(e, offset=first_offset + i, received_at=received_at(e) if received_at else None)
+        for i, e in enumerate(events)
+    ]
+    return pl.DataFrame(rows, schema=BRONZE_WEBHOOK_EVENTS.polars)
