@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint format broker-jars prod-jars postgresql chromium notebook bench clean
+.PHONY: help install demo test test-unit lint format broker-jars prod-jars postgresql chromium compose-plugin notebook bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,13 +35,25 @@ prod-jars: $(STAMP) ## fetch s3proxy and Spark's Iceberg/PostgreSQL jars from Ma
 postgresql: ## Debian's PostgreSQL server binaries for the production-shape tests and benchmark
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
+# The docker CLI here has no compose plugin (and no engine); `docker compose config` validates the
+# compose file without an engine, so build the plugin once from the Go module proxy (~4 min).
+COMPOSE_VERSION := v2.29.7
+COMPOSE_PLUGIN := $(TOOLS)/docker/cli-plugins/docker-compose
+compose-plugin: ## docker compose (for `docker compose config` in the tests) where docker lacks it
+	@if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
+	    && command -v go >/dev/null && [ ! -x $(COMPOSE_PLUGIN) ]; then \
+	  echo "building docker compose $(COMPOSE_VERSION) from the Go module proxy (once)…"; \
+	  GOBIN=$(CURDIR)/$(TOOLS)/go-bin go install github.com/docker/compose/v2/cmd@$(COMPOSE_VERSION) \
+	    && mkdir -p $(dir $(COMPOSE_PLUGIN)) && mv $(TOOLS)/go-bin/cmd $(COMPOSE_PLUGIN); \
+	fi
+
 chromium: ## Debian's Chromium for the Prefect UI test (Playwright drives /usr/bin/chromium)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 demo: $(STAMP) broker-jars ## run the whole platform on the embedded stack and show the results
 	$(BIN)/lakehouse demo
 
-test: $(STAMP) broker-jars prod-jars postgresql chromium ## run the whole test suite (unit and integration: real broker, PostgreSQL, S3, Spark)
+test: $(STAMP) broker-jars prod-jars postgresql chromium compose-plugin ## run the whole test suite (unit and integration: real broker, PostgreSQL, S3, Spark)
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP) ## only the tests that need no broker, server or browser
