@@ -19,7 +19,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from ingest.receiver import create_app
 from settings import Settings, get_settings
-from tests.ingest import SECRET, serve
+from tests.support.server import serve
+from tests.support.stripe import SECRET
 
 pytestmark = pytest.mark.integration
 

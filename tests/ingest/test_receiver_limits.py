@@ -15,9 +15,10 @@ import pytest
 
 from ingest.receiver import ReceiverConfigError, create_app
 from lakehouse import stack
-from lakehouse.broker import free_port
+from lakehouse.supervisor import free_port
 from settings import DEV_WEBHOOK_SECRET, Settings, get_settings
-from tests.ingest import SECRET, encode, make_event, serve, signed_headers
+from tests.support.server import serve
+from tests.support.stripe import SECRET, encode, make_event, signed_headers
 
 READ_TIMEOUT_S = 1.0
 

@@ -35,9 +35,9 @@ from simulator.events import encode
 from simulator.history import generate_history
 from simulator.send import SendSummary, send_payloads
 from simulator.stream import generate_payloads
-from tests.conftest import commit_group_offsets, end_offsets_of
-from tests.ingest import serve
-from tests.ml import ROUNDS, SMALL
+from tests.support.broker import commit_group_offsets, end_offsets_of
+from tests.support.history import ROUNDS, SMALL
+from tests.support.server import serve
 from warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
