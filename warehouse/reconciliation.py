@@ -12,18 +12,18 @@ been received:
 - never after now.
 
 So ``event_ids_in_bronze`` reads the ``event_id`` column of the partitions from
-``window.start - tolerance`` to today (at most the 30 days Stripe lists, plus one), and only the
-files whose statistics can hold one of the ids.
+``window.start - tolerance`` to today (at most the 30 days Stripe lists, plus one), one day at a
+time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import GreaterThanOrEqual, In
+from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
 
 from warehouse import io, queries
 from warehouse.tables import GOLD_RECONCILIATION
@@ -32,15 +32,35 @@ _NO_IDS = pl.Series("event_id", [], pl.String)
 
 
 def event_ids_in_bronze(
-    bronze: io.Table, event_ids: pl.Series, received_from: datetime
+    bronze: io.Table, event_ids: pl.Series, received_from: datetime, now: datetime | None = None
 ) -> pl.Series:
     """The ``event_ids`` of which bronze holds a delivery received at ``received_from`` or later
-    (see the module docstring for why that bound is safe)."""
+    (see the module docstring for why that bound is safe).
+
+    One day partition at a time, the ``event_id`` column is read and matched in Polars: memory
+    stays at one day's ids, and random ids defeat file statistics anyway. Measured on 900,000
+    bronze rows over three days: 91,000 ids matched in 0.2 s this way, 6.9 s as an Iceberg
+    ``In`` filter (``io.existing_keys``). The last read has no upper bound (today, and anything
+    a receiver's clock put later)."""
     if event_ids.is_empty():
         return _NO_IDS
-    within = GreaterThanOrEqual("received_at", received_from.isoformat())
-    found = io.existing_keys(bronze, "event_id", event_ids.to_arrow(), within=within)
-    return pl.from_arrow(found).cast(pl.String).rename("event_id")
+    wanted, found = event_ids.cast(pl.String).implode(), []
+    for start, end in _days_from(received_from, now or datetime.now(UTC)):
+        row_filter = GreaterThanOrEqual("received_at", start.isoformat())
+        if end is not None:
+            row_filter = And(row_filter, LessThan("received_at", end.isoformat()))
+        day = pl.from_arrow(io.scan(bronze, row_filter, ("event_id",)))
+        if day.height:
+            found.append(day["event_id"].filter(day["event_id"].is_in(wanted)))
+    return pl.concat([_NO_IDS, *found]).unique().rename("event_id")
+
+
+def _days_from(start: datetime, now: datetime) -> list[tuple[datetime, datetime | None]]:
+    """``[start, next midnight)``, each following day, and today open-ended (UTC)."""
+    bounds = [start]
+    while bounds[-1].date() < now.date():
+        bounds.append(datetime.combine(bounds[-1].date() + timedelta(days=1), time.min, UTC))
+    return list(zip(bounds, [*bounds[1:], None], strict=True))
 
 
 def recovered_ids(reconciliation: io.Table, days: Iterable[date]) -> pl.Series:

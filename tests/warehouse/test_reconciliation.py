@@ -22,24 +22,28 @@ from warehouse.tables import BRONZE_WEBHOOK_EVENTS, GOLD_RECONCILIATION
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=3)
 
 
 def test_bronze_is_looked_up_from_the_given_receipt_time_on() -> None:
     bronze = ensure_tables(get_catalog())[BRONZE_WEBHOOK_EVENTS.identifier_str]
-    early, late = make_stripe_event(), make_stripe_event()
-    received = {early["id"]: T0 - timedelta(days=2), late["id"]: T0 + timedelta(hours=1)}
-    append(
-        bronze, bronze_frame([early, late], received_at=lambda e: received[e["id"]]).to_arrow(), {}
-    )
-    unknown = "evt_never_delivered"
+    early, late, ahead = make_stripe_event(), make_stripe_event(), make_stripe_event()
+    received = {
+        early["id"]: T0 - timedelta(days=2),
+        late["id"]: T0 + timedelta(hours=1),
+        ahead["id"]: NOW + timedelta(hours=30),  # a receiver whose clock runs ahead
+    }
+    deliveries = bronze_frame([early, late, ahead], received_at=lambda e: received[e["id"]])
+    append(bronze, deliveries.to_arrow(), {})
+    wanted = pl.Series([early["id"], late["id"], ahead["id"], "evt_never_delivered"])
 
-    wanted = pl.Series([early["id"], late["id"], unknown])
-    found = event_ids_in_bronze(bronze, wanted, received_from=T0 - timedelta(days=1))
+    found = event_ids_in_bronze(bronze, wanted, received_from=T0 - timedelta(days=1), now=NOW)
 
-    # the early delivery lies in a partition before the bound: not read
-    assert found.to_list() == [late["id"]]
-    everything = event_ids_in_bronze(bronze, wanted, received_from=T0 - timedelta(days=3))
-    assert sorted(everything.to_list()) == sorted([early["id"], late["id"]])
+    # the early delivery was received before the bound: not read
+    assert sorted(found.to_list()) == sorted([late["id"], ahead["id"]])
+    everything = event_ids_in_bronze(bronze, wanted, received_from=T0 - timedelta(days=3), now=NOW)
+    assert sorted(everything.to_list()) == sorted([early["id"], late["id"], ahead["id"]])
+    assert event_ids_in_bronze(bronze, wanted[:0], received_from=T0).to_list() == []
 
 
 def run_rows(run_id: str, day: date, sent: list[str], at: datetime) -> pl.DataFrame:
