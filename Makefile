@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint format broker-jars prod-jars postgresql chromium compose-plugin notebook bench clean
+.PHONY: help install demo test test-unit lint format broker-jars prod-jars postgresql chromium compose-plugin stripe-mock notebook bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,10 +50,16 @@ compose-plugin: ## docker compose (for `docker compose config` in the tests) whe
 chromium: ## Debian's Chromium for the Prefect UI test (Playwright drives /usr/bin/chromium)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+STRIPE_MOCK_VERSION := v0.203.0
+stripe-mock: ## Stripe's own API mock (Go module proxy), to check the reconcile client's requests
+	@test -x $(TOOLS)/bin/stripe-mock || { command -v go >/dev/null \
+		&& GOBIN=$(abspath $(TOOLS))/bin go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) \
+		|| echo "stripe-mock not installed (no go, or no Go proxy): its test will be skipped"; }
+
 demo: $(STAMP) broker-jars ## run the whole platform on the embedded stack and show the results
 	$(BIN)/lakehouse demo
 
-test: $(STAMP) broker-jars prod-jars postgresql chromium compose-plugin ## run the whole test suite (unit and integration: real broker, PostgreSQL, S3, Spark)
+test: $(STAMP) broker-jars prod-jars postgresql chromium compose-plugin stripe-mock ## run the whole test suite (unit and integration: real broker, PostgreSQL, S3, Spark)
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP) ## only the tests that need no broker, server or browser

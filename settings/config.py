@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Passed explicitly by the embedded stack (``lakehouse up``/``demo``) only; never a default, and
@@ -141,6 +141,35 @@ class Settings(BaseSettings):
         400, description="silver gate: events older than this (provider time) hold the batch"
     )
 
+    # --- reconciliation with the provider (flows/reconcile.py) --------------------------------
+    stripe_api_key: SecretStr | None = Field(
+        None,
+        description="Stripe key that may read Events (a restricted key with events read access), "
+        "for reconciliation only; secret, never logged",
+    )
+    stripe_api_base: str | None = Field(
+        None,
+        description="Stripe API base URL: unset = https://api.stripe.com; a Stripe-compatible "
+        "mock or test stand-in otherwise",
+    )
+    stripe_event_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="event types the webhook endpoint subscribes to, comma separated (Stripe "
+        "takes at most 20): reconciliation lists only these; empty = every type",
+    )
+    stripe_max_network_retries: int = Field(
+        3, description="retries of a Stripe API request after a network error, 409 or 5xx"
+    )
+    stripe_rate_limit_retries: int = Field(
+        8, description="retries of an Events API page answered 429 (rate limited)"
+    )
+    stripe_rate_limit_backoff_s: float = Field(
+        1.0, description="first wait after a 429, doubled on each retry (at most 32x)"
+    )
+    reconcile_send_timeout_s: float = Field(
+        30.0, description="deadline for the broker to acknowledge the recovered events"
+    )
+
     # --- services of the local stack ----------------------------------------------------------
     prefect_port: int = Field(4200, description="port of the local Prefect server")
     mlflow_port: int = Field(5000, description="port of the local MLflow UI")
@@ -160,9 +189,9 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://…",
     )
 
-    @field_validator("stripe_webhook_secrets", mode="before")
+    @field_validator("stripe_webhook_secrets", "stripe_event_types", mode="before")
     @classmethod
-    def _split_secrets(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
@@ -180,6 +209,8 @@ class Settings(BaseSettings):
                     "LAKEHOUSE_STRIPE_SIGNATURE_TOLERANCE_S must be positive in production "
                     "(0 would accept a captured delivery replayed at any time)"
                 )
+        if len(self.stripe_event_types) > 20:
+            raise ValueError("LAKEHOUSE_STRIPE_EVENT_TYPES: Stripe lists at most 20 types at once")
         return self
 
     # --- derived locations (not settings of their own) -----------------------------------------

@@ -32,11 +32,14 @@ K8S = sorted((DEPLOYMENTS / "k8s").glob("*.yaml"))
 YAML_FILES = [PREFECT_YAML, COMPOSE, *K8S]
 CONFIG_FILES = [*YAML_FILES, ENV_EXAMPLE, DOCKERFILE]
 
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|SECURITY|CATALOG_PROPERTIES|CATALOG_URI|ACCESS_KEY")
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|SECURITY|CATALOG_PROPERTIES|CATALOG_URI|ACCESS_KEY|API_KEY"
+)
 DEPLOYMENTS_EXPECTED = {
     "microbatch": "interval",
     "train-models": "cron",
     "maintenance": "cron",
+    "reconcile": "cron",
     "replay-quarantine": None,
     "backfill": None,
 }
@@ -285,7 +288,7 @@ def test_k8s_worker_serves_the_lakehouse_pool() -> None:
 # --- prefect.yaml --------------------------------------------------------------------------------
 
 
-def test_prefect_yaml_declares_the_five_deployments_and_their_schedules() -> None:
+def test_prefect_yaml_declares_every_deployment_and_its_schedule() -> None:
     found = {}
     for deployment in prefect_deployments():
         schedules = deployment.get("schedules") or []
