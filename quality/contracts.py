@@ -2,7 +2,8 @@
 
 ``bronze.webhook_events`` ↔ ``BronzeWebhookEvent``, ``silver.payment_events`` ↔
 ``SilverPaymentEvent``, ``silver.quarantine`` ↔ ``SilverQuarantine``, ``gold.payment_scores`` ↔
-``GoldPaymentScore``, ``gold.merchant_daily`` ↔ ``GoldMerchantDaily``.
+``GoldPaymentScore``, ``gold.merchant_daily`` ↔ ``GoldMerchantDaily``, ``gold.reconciliation`` ↔
+``GoldReconciliation``.
 
 Columns, order, types and nullability come from ``transforms.schemas`` (the one definition of
 each table); only the checks on values are written here.
@@ -23,7 +24,14 @@ import pandera.polars as pa
 import polars as pl
 from pandera.polars import Check
 
-from settings.names import ALL_TOPICS, DLQ_REASONS, ERROR_CODES, PROVIDER_STRIPE
+from settings.names import (
+    ALL_TOPICS,
+    DLQ_REASONS,
+    ERROR_CODES,
+    LISTINGS,
+    PROVIDER_STRIPE,
+    SOURCE_RECONCILIATION,
+)
 from transforms import schemas
 from transforms.events import SCHEMA_VERSION
 from transforms.money import CURRENCIES
@@ -91,6 +99,7 @@ BronzeWebhookEvent = contract(
         "partition": _NON_NEGATIVE,
         "offset": _NON_NEGATIVE,
         "dlq_reason": Check.isin(list(DLQ_REASONS)),
+        "source": Check.isin([SOURCE_RECONCILIATION]),
     },
     unique=("delivery_id",),
 )
@@ -179,6 +188,21 @@ GoldMerchantDaily = contract(
     unique_together=("merchant_id", "day", "currency"),
 )
 
+GoldReconciliation = contract(
+    "GoldReconciliation",
+    schemas.GOLD_RECONCILIATION,
+    {
+        "provider": Check.isin([PROVIDER_STRIPE]),
+        "listing": Check.isin(list(LISTINGS)),
+        "provider_events": _NON_NEGATIVE,
+        "in_bronze": _NON_NEGATIVE,
+        "recovered_earlier": _NON_NEGATIVE,
+        "recovered": _NON_NEGATIVE,
+        "still_missing": _NON_NEGATIVE,
+    },
+    unique_together=("run_id", "provider", "day"),
+)
+
 #: Table name -> its row contract.
 CONTRACTS: dict[str, pa.DataFrameSchema] = {
     table.identifier_str: model
@@ -188,6 +212,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         (schemas.SILVER_QUARANTINE, SilverQuarantine),
         (schemas.GOLD_PAYMENT_SCORES, GoldPaymentScore),
         (schemas.GOLD_MERCHANT_DAILY, GoldMerchantDaily),
+        (schemas.GOLD_RECONCILIATION, GoldReconciliation),
     )
 }
 

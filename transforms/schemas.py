@@ -96,6 +96,7 @@ BRONZE_WEBHOOK_EVENTS = _table(
     ("request_id", pa.string(), True, "receiver request id, for tracing"),
     ("received_at", ARROW_TS, False, "when the receiver accepted the webhook (UTC)"),
     ("ingested_at", ARROW_TS, False, "when the bronze loader committed it (UTC)"),
+    ("source", pa.string(), True, "null for a webhook; reconciliation: recovered from the API"),
 )
 
 SILVER_PAYMENT_EVENTS = _table(
@@ -244,12 +245,33 @@ GOLD_MERCHANT_DAILY = _table(
     ("dispute_volume", ARROW_AMOUNT, False, "disputed amount of dispute.created, major units"),
 )
 
+GOLD_RECONCILIATION = _table(
+    "gold",
+    "reconciliation",
+    "one row per provider, UTC day of event creation and reconciliation run",
+    ("run_id", pa.string(), False, "the reconciliation run (Prefect flow run id, else a UUID)"),
+    ("provider", pa.string(), False, "payment provider whose Events API was listed (stripe)"),
+    ("day", pa.date32(), False, "UTC day the provider created the events"),
+    ("listing", pa.string(), False, "events listed: all, or delivery_failed (failed webhooks)"),
+    ("provider_events", pa.int64(), False, "events the provider listed for the day and window"),
+    ("in_bronze", pa.int64(), False, "of those, events bronze held (any delivery, any source)"),
+    ("recovered_earlier", pa.int64(), False, "of those, sent by an earlier run, not in bronze yet"),
+    ("recovered", pa.int64(), False, "of those, sent to the topics by this run (acknowledged)"),
+    ("still_missing", pa.int64(), False, "of those, neither in bronze nor sent (dry run, refused)"),
+    ("recovered_event_ids", pa.list_(pa.string()), False, "provider event ids this run sent"),
+    ("window_start", ARROW_TS, False, "start of the listed window of event creation (UTC, incl.)"),
+    ("window_end", ARROW_TS, False, "end of the listed window (UTC, exclusive)"),
+    ("dry_run", pa.bool_(), False, "true: compared only, nothing was sent"),
+    ("reconciled_at", ARROW_TS, False, "when the run listed the provider's events (UTC)"),
+)
+
 ALL_TABLES: tuple[TableSchema, ...] = (
     BRONZE_WEBHOOK_EVENTS,
     SILVER_PAYMENT_EVENTS,
     SILVER_QUARANTINE,
     GOLD_PAYMENT_SCORES,
     GOLD_MERCHANT_DAILY,
+    GOLD_RECONCILIATION,
 )
 
 #: The Polars types of timestamps and of major-unit money, for the transforms' expressions.

@@ -2,11 +2,15 @@
 
 Default: a SQL catalog in SQLite under ``LAKEHOUSE_HOME`` with a file warehouse beside it. The
 SQLite file runs in WAL mode with a busy timeout, so the loader, the flows and analysts can commit
-and read at the same time. ``LAKEHOUSE_CATALOG_URI=http(s)://…`` selects a REST catalog;
+and read at the same time. ``LAKEHOUSE_CATALOG_URI=postgresql+psycopg://…`` keeps the SQL catalog
+in PostgreSQL: pyiceberg's SQL catalog has the table layout of Apache Iceberg's JDBC catalog, so
+Spark, Trino and Flink read the same tables through theirs. ``http(s)://…`` selects a REST catalog.
 ``LAKEHOUSE_CATALOG_PROPERTIES`` adds pyiceberg properties (``s3.endpoint``, ``s3.access-key-id``,
-…) to either. ``ensure_table`` creates a table from its spec on first use (schema with column docs,
-partition spec, sort order, identifier fields) and later adds columns (in their place) and
-migrates a decimal column to a new scale (``warehouse.migrate``).
+…) to either; with the warehouse on S3, the AWS SDK under pyarrow gets the checksum mode that
+S3-compatible stores need (``Settings.s3_environment``). ``ensure_table`` creates a table from its
+spec on first use (schema with column docs, partition spec, sort order, identifier fields) and
+later adds columns (in their place) and migrates a decimal column to a new scale
+(``warehouse.migrate``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
-from settings import Settings, get_settings
+from settings import Settings, export_s3_environment, get_settings
 from warehouse.migrate import rescale
 from warehouse.tables import ALL_TABLES, TableSpec
 
@@ -34,6 +38,8 @@ def get_catalog(settings: Settings | None = None) -> Catalog:
     """The lakehouse catalog: REST when ``catalog_uri`` is http(s), else SQL (SQLite by default)."""
     settings = settings or get_settings()
     uri = settings.resolved_catalog_uri
+    if not settings.resolved_warehouse.startswith("file:"):
+        export_s3_environment(settings)  # before pyarrow creates its first S3 client
     if uri.startswith(("http://", "https://")):
         return _rest_catalog(settings, uri)
     return _sql_catalog(settings, uri)

@@ -97,12 +97,19 @@ GOLD_MERCHANT_DAILY = TableSpec(
     partition_by=(("day", "identity"),),
 )
 
+GOLD_RECONCILIATION = TableSpec(
+    schemas.GOLD_RECONCILIATION,
+    partition_by=(("day", "identity"),),
+    identifier=("run_id", "provider", "day"),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_WEBHOOK_EVENTS,
     SILVER_PAYMENT_EVENTS,
     SILVER_QUARANTINE,
     GOLD_PAYMENT_SCORES,
     GOLD_MERCHANT_DAILY,
+    GOLD_RECONCILIATION,
 )
 
 # Snapshot summary properties written with each commit (the no-loss protocol).

@@ -5,7 +5,7 @@ Imports stay inside the commands (``lakehouse --help`` in 0.17 s, see ``lakehous
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 
 import typer
 from rich.console import Console
@@ -124,6 +124,43 @@ def backfill(
     except (ValueError, RuntimeError) as exc:
         _fail(exc)
     console.print_json(json.dumps(result, default=str))
+
+
+@app.command("reconcile")
+def reconcile(
+    since: str = typer.Option(
+        ..., help="window start: YYYY-MM-DD or an ISO time (UTC unless it says otherwise)"
+    ),
+    until: str = typer.Option(None, help="window end, excluded (default: 15 minutes ago)"),
+    failed_only: bool = typer.Option(
+        False, "--failed-only", help="list only events whose webhook delivery failed"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="compare and record; send nothing"),
+) -> None:
+    """Check the provider's events of a window against bronze; send the missing ones."""
+    from flows.reconcile import LOOKBACK_HOURS, run_reconcile, window_of
+    from ingest.stripe_events import EventsNotListed
+
+    try:
+        window = window_of(_moment(since), _moment(until), LOOKBACK_HOURS)
+        result = run_reconcile(window, failed_only=failed_only, dry_run=dry_run)
+    except (ValueError, EventsNotListed) as exc:
+        _fail(exc)
+    console.print_json(json.dumps({**result.summary(), "per_day": result.per_day()}))
+    try:
+        result.raise_if_incomplete()
+    except RuntimeError as exc:
+        _fail(exc)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A date (``YYYY-MM-DD``) or an ISO time; None stays None."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO time") from exc
 
 
 @app.command("maintenance")

@@ -39,7 +39,7 @@ UrlOption = Annotated[
 SecretOption = Annotated[
     str | None,
     typer.Option(
-        help="endpoint secret to sign with [default: first of LAKEHOUSE_STRIPE_WEBHOOK_SECRETS]"
+        help="endpoint secret to sign with [default: the first the local receiver accepts]"
     ),
 ]
 SeedOption = Annotated[
@@ -52,12 +52,13 @@ MalformedOption = Annotated[
 
 
 def _target(url: str | None, secret: str | None) -> tuple[str, str]:
+    from lakehouse.stack import webhook_secrets
     from settings import get_settings
 
     settings = get_settings()
     host = "127.0.0.1" if settings.receiver_host in ("0.0.0.0", "::") else settings.receiver_host
     default_url = f"http://{host}:{settings.receiver_port}/webhooks/stripe"
-    return url or default_url, secret or settings.stripe_webhook_secrets[0]
+    return url or default_url, secret or webhook_secrets(settings)[0]
 
 
 def _seed(seed: int | None) -> int:

@@ -17,6 +17,16 @@ from warehouse.tables import (
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
+def plain_type(arrow_type: pa.DataType) -> pa.DataType:
+    """``arrow_type`` with large and view strings and lists as plain ones (Polars and pyiceberg
+    read strings and lists as large; the table definitions say plain)."""
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return pa.list_(plain_type(arrow_type.value_type))
+    return arrow_type
+
+
 def _typed(columns: dict[str, list], spec: TableSpec) -> pa.Table:
     """``columns`` with the types of ``spec``'s fields (columns left out are optional ones)."""
     return pa.table(columns, schema=pa.schema([spec.arrow_schema.field(n) for n in columns]))
