@@ -33,7 +33,8 @@ from settings.names import (
     SOURCE_RECONCILIATION,
 )
 from transforms import schemas
-from transforms.currency import EXPONENTS
+from transforms.events import SCHEMA_VERSION
+from transforms.money import CURRENCIES
 from transforms.normalize import EVENT_TYPES, NULL_STRINGS, UNIFIED_TYPES
 from transforms.schemas import TableSchema
 
@@ -118,8 +119,9 @@ SilverPaymentEvent = contract(
         "merchant_id": _text(),
         "customer_id": _text(),
         "amount_minor": _NON_NEGATIVE,
-        "currency": Check.isin(list(EXPONENTS)),
+        "currency": Check.isin(list(CURRENCIES)),
         "amount": _NON_NEGATIVE,
+        "object_amount_minor": _NON_NEGATIVE,
         "payment_method_type": _text(),
         "card_brand": _text(),
         "card_last_four": _text(Check.str_matches(r"^[0-9]{4}$")),
@@ -131,7 +133,8 @@ SilverPaymentEvent = contract(
         "failure_message": _text(),
         "dispute_reason": _text(),
         "metadata": _text(Check.str_startswith("{")),
-        "schema_version": Check.eq(1),
+        "api_version": _text(),
+        "schema_version": Check.eq(SCHEMA_VERSION),
     },
     unique=("event_id",),
 )
@@ -174,6 +177,10 @@ GoldMerchantDaily = contract(
         "payments_canceled": _NON_NEGATIVE,
         "refunds": _NON_NEGATIVE,
         "disputes": _NON_NEGATIVE,
+        "refund_volume_minor": _NON_NEGATIVE,
+        "refund_volume": _NON_NEGATIVE,
+        "dispute_volume_minor": _NON_NEGATIVE,
+        "dispute_volume": _NON_NEGATIVE,
         "refund_rate": Check.ge(0.0),
         "dispute_rate": Check.ge(0.0),
         "mean_fraud_score": _PROBABILITY,

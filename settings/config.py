@@ -133,12 +133,29 @@ class Settings(BaseSettings):
     # --- pipeline -----------------------------------------------------------------------------
     batch_max_records: int = Field(200_000, description="most records one bronze batch consumes")
     batch_max_seconds: float = Field(5.0, description="longest one bronze batch waits for records")
-    amount_max_major: int = Field(
-        1_000_000, description="largest amount in major units; above it INVALID_AMOUNT_TOO_LARGE"
+    amount_limits_minor: dict[str, int] = Field(
+        default_factory=dict,
+        description='largest amount per currency in minor units as JSON ({"IDR": 150000000000}), '
+        "overriding the provider's documented limit; above it INVALID_AMOUNT_TOO_LARGE",
     )
-
-    gate_max_event_age_days: int = Field(
-        400, description="silver gate: events older than this (provider time) hold the batch"
+    event_max_age_days: float = Field(
+        400.0,
+        description="row rule: an event created longer than this before it was received is "
+        "INVALID_EVENT_TIME (the labelled history reaches 90 days back by default)",
+    )
+    event_max_future_seconds: float = Field(
+        300.0,
+        description="row rule: an event created more than this after it was received (the "
+        "provider's clock skew) is INVALID_EVENT_TIME",
+    )
+    gate_max_quarantine_share: float = Field(
+        0.5, description="silver gate: a batch quarantining a larger share of its rows is held"
+    )
+    gate_quarantine_share_min_rows: int = Field(
+        100, description="silver gate: batches with fewer bronze rows skip the quarantine share"
+    )
+    gold_include_test_mode: bool = Field(
+        False, description="score and aggregate test-mode events (livemode false) in gold too"
     )
 
     # --- reconciliation with the provider (flows/reconcile.py) --------------------------------
@@ -195,6 +212,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
+
+    @field_validator("amount_limits_minor", mode="after")
+    @classmethod
+    def _upper_case_currencies(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {code: limit for code, limit in value.items() if limit < 0}
+        if bad:
+            raise ValueError(f"amount limits must not be negative: {bad}")
+        return {code.upper(): limit for code, limit in value.items()}
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -53,6 +53,10 @@ def microbatch(
             log=lambda line: console.print(line, highlight=False),
         )
     except GateFailed as exc:
+        console.print("`lakehouse status` shows the held batch; release it with")
+        console.print(
+            "  lakehouse run release-held-batch --split|--accept|--quarantine --by … --reason …"
+        )
         _fail(exc)
     finally:
         lh.close()
@@ -66,16 +70,25 @@ def microbatch(
 def release_held_batch(
     accept: bool = typer.Option(False, "--accept", help="promote the held batch as it is"),
     quarantine: bool = typer.Option(False, "--quarantine", help="quarantine the batch whole"),
+    split: bool = typer.Option(
+        False, "--split", help="promote the rows that pass, quarantine the rows the gate flagged"
+    ),
     by: str = typer.Option(..., help="who decides (recorded)"),
     reason: str = typer.Option(..., help="why (recorded)"),
 ) -> None:
-    """Decide on the batch a failed silver gate holds: accept it or quarantine it whole."""
+    """Decide on the batch a failed silver gate holds: accept it, quarantine it whole, or split
+    it (`lakehouse status` shows the held batch)."""
     from flows.held import run_release
 
-    if accept == quarantine:
-        _fail(ValueError("say exactly one of --accept or --quarantine"))
+    chosen = [
+        name
+        for name, on in (("accept", accept), ("quarantine", quarantine), ("split", split))
+        if on
+    ]
+    if len(chosen) != 1:
+        _fail(ValueError("say exactly one of --accept, --quarantine or --split"))
     try:
-        result = run_release("accept" if accept else "quarantine", by, reason)
+        result = run_release(chosen[0], by, reason)
     except ValueError as exc:
         _fail(exc)
     console.print_json(json.dumps(result, default=str))

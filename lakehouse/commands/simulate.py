@@ -132,7 +132,7 @@ def generate(
     Exits 1 if some deliveries could not reach the receiver at all.
     """
     import asyncio
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from simulator.send import send_payloads
     from simulator.stream import generate_payloads
@@ -140,8 +140,16 @@ def generate(
     url, secret = _target(url, secret)
     total = count if count is not None else max(1, int(rate * duration))
     stream_seed = _seed(seed)
+    # the stream's clock runs faster than the sender: start it far enough back (each event
+    # advances it half a second at most on average) and stop it at now, so nothing is dated
+    # after the moment it is delivered
+    now = datetime.now(UTC)
     payloads = generate_payloads(
-        total, stream_seed, malformed_fraction=malformed_fraction, start=datetime.now(UTC)
+        total,
+        stream_seed,
+        malformed_fraction=malformed_fraction,
+        start=now - timedelta(seconds=total * 0.5),
+        until=now,
     )
     console.print(f"sending {total:,} deliveries to {url}" + (f" at {rate:g}/s" if rate else ""))
     with _progress() as bar:

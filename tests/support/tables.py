@@ -51,7 +51,7 @@ def make_silver_events(ids: range, day: datetime = DAY, merchant: str = "acct_1"
         "received_at": at,
         "processed_at": at,
         "delivery_id": [f"webhooks.stripe.payment_intent:0:{i}" for i in ids],
-        "schema_version": [1] * n,
+        "schema_version": [2] * n,
     }
     return _typed(columns, SILVER_PAYMENT_EVENTS)
 
@@ -88,5 +88,9 @@ def make_merchant_daily(day: date, volume_minor: int) -> pa.Table:
         "refunds": [0, 0],
         "disputes": [0, 0],
         "updated_at": [DAY, DAY],
+        "refund_volume_minor": [0, 0],
+        "refund_volume": [Decimal(0)] * 2,
+        "dispute_volume_minor": [0, 0],
+        "dispute_volume": [Decimal(0)] * 2,
     }
     return _typed(columns, GOLD_MERCHANT_DAILY)

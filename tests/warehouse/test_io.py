@@ -67,9 +67,8 @@ def test_ensure_tables_creates_every_table_with_docs_partitioning_sort_and_ident
 
     assert set(tables) == {spec.identifier_str for spec in ALL_TABLES}
     silver = tables["silver.payment_events"]
-    assert silver.schema().find_field("amount_minor").doc == (
-        "amount in the currency's smallest unit, as sent"
-    )
+    (amount_minor,) = (c for c in SILVER_PAYMENT_EVENTS.columns if c.name == "amount_minor")
+    assert silver.schema().find_field("amount_minor").doc == amount_minor.doc
     assert silver.schema().find_field("event_id").required
     assert not silver.schema().find_field("customer_id").required
     assert silver.schema().identifier_field_names() == {"event_id"}
