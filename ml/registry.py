@@ -2,8 +2,10 @@
 functions that use it: ``import mlflow`` takes 4.8 s, and a process without a model store (a
 micro-batch before the first training) never pays it.
 
-Store: ``settings.resolved_mlflow_tracking_uri`` (SQLite under the lakehouse home by default),
-artifacts under ``settings.mlflow_artifacts_dir``; one experiment per registered model.
+Store: ``settings.resolved_mlflow_tracking_uri`` (SQLite under the lakehouse home by default, or a
+database in PostgreSQL, or an MLflow server), artifacts under ``settings.resolved_mlflow_artifacts``
+(a folder under the home by default, or ``s3://…`` with the endpoint and credentials of the catalog
+properties); one experiment per registered model.
 
 ``register_model`` logs a trained model's run (parameters, holdout metrics next to the baseline's,
 the feature list, the LightGBM model), registers a new version and decides champion/challenger
@@ -34,7 +36,7 @@ import polars as pl
 from ml.features import design_matrix
 from ml.metrics import evaluate
 from ml.names import MODEL_NAMES
-from settings import Settings, get_settings
+from settings import Settings, export_s3_environment, get_settings
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -258,6 +260,8 @@ def _client(settings: Settings) -> MlflowClient:
     import mlflow
 
     uri = settings.resolved_mlflow_tracking_uri
+    if settings.resolved_mlflow_artifacts.startswith("s3://"):
+        export_s3_environment(settings)  # boto3 reads the endpoint and checksum mode there
     if mlflow.get_tracking_uri() != uri:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -282,9 +286,10 @@ def _experiment(client: MlflowClient, name: str, settings: Settings) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = settings.mlflow_artifacts_dir / name
-    location.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(name, artifact_location=location.as_uri())
+    location = f"{settings.resolved_mlflow_artifacts}/{name}"
+    if location.startswith("file://"):
+        Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=location)
 
 
 def _lightgbm_requirement() -> str:

@@ -132,9 +132,21 @@ def received_between(bronze: Table, start: date, end: date) -> pl.DataFrame:
     return pl.from_arrow(io.scan(bronze, row_filter=_between("received_at", lo, hi)))
 
 
-def rows_with(table: Table, column: str, values: Sequence[object]) -> pl.DataFrame:
-    """Every row whose ``column`` is one of ``values`` (a key lookup: file statistics prune)."""
-    return pl.from_arrow(io.scan(table, row_filter=In(column, list(values))))
+def rows_with(
+    table: Table, column: str, values: Sequence[object], columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Every row whose ``column`` is one of ``values`` (a key lookup: file statistics prune),
+    with ``columns`` (default all)."""
+    return pl.from_arrow(io.scan(table, row_filter=In(column, list(values)), columns=columns))
+
+
+def quarantined_between(quarantine: Table, start: date, end: date) -> pl.DataFrame:
+    """Silver's quarantine rows of deliveries received from day ``start`` to day ``end`` (UTC,
+    both included): the ones a backfill of those days accounts for."""
+    lo = datetime.combine(start, time.min, UTC)
+    hi = datetime.combine(end, time.min, UTC) + timedelta(days=1)
+    rows = pl.from_arrow(io.scan(quarantine, row_filter=_between("received_at", lo, hi)))
+    return rows.filter(pl.col("layer") == "silver")
 
 
 def all_rows(table: Table) -> pl.DataFrame:

@@ -39,8 +39,14 @@ def advance_watermark(table: Table, old: int | None, new: int | None) -> None:
     """Record that the source's newest snapshots held no rows (an empty commit), so that readers
     of the watermark see this layer caught up and the next read starts after them."""
     if new is not None and new != old:
-        empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
-        io.append(table, empty, summary=source_summary(new))
+        note(table, source_summary(new))
+
+
+def note(table: Table, summary: dict[str, str]) -> int:
+    """An empty commit whose snapshot summary holds ``summary``: a record readers of the table
+    get no rows from (a held batch, a moved watermark); the snapshot id."""
+    empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
+    return io.append(table, empty, summary=summary)
 
 
 def recorded_offsets(bronze: Table) -> dict[PartitionKey, int]:

@@ -153,11 +153,12 @@ def _print_training(run: dict) -> None:
 
 
 def _send_webhooks(settings, count: int):
+    from lakehouse.stack import webhook_secrets
     from simulator.send import send_one, send_payloads
     from simulator.stream import generate_payloads
 
     url = f"http://{settings.receiver_host}:{settings.receiver_port}/webhooks/stripe"
-    secret = settings.stripe_webhook_secrets[0]
+    secret = webhook_secrets(settings)[0]
     now = datetime.now(UTC)
     payloads = generate_payloads(
         count * 2,

@@ -20,6 +20,7 @@ ALL_DEPLOYMENTS = {
     "microbatch",
     "train-models",
     "maintenance",
+    "reconcile",
     "replay-quarantine",
     "rescore",
     "backfill",

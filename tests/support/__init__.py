@@ -8,6 +8,7 @@
 - ``mlflow_store``: a migrated, empty MLflow store for a test's home;
 - ``services``: a receiver served in a thread, topic tails, reading bronze batches;
 - ``patching``: wrapping a function wherever it was imported (crash points, time breakdowns).
+- ``stripe_standin``: a stand-in for Stripe's Events API (reconciliation), served in a thread.
 
 Fixtures stay in the ``conftest.py`` files; these are plain functions.
 """
