@@ -893,7 +893,12 @@ def main() -> None:
         action="store_false",
         help="drain without registered models (gold writes null scores)",
     )
-    parser.add_argument("--history-days", type=int, default=60, help="training history length")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=100,  # fraud and churn labels look 30 days ahead: 60 days left no training rows
+        help="training history length",
+    )
     parser.add_argument("--customers", type=int, default=600, help="customers in that history")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the drain into FILE")

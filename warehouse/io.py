@@ -275,23 +275,39 @@ def replace_partition(
 
 
 def replace_rows(
-    table: Table, data: pa.Table, column: str, values: Iterable[object], summary: dict[str, str]
+    table: Table,
+    data: pa.Table,
+    column: str,
+    values: Iterable[object],
+    summary: dict[str, str],
+    within: RowFilter | None = None,
 ) -> int:
     """Replace the rows whose ``column`` is one of ``values`` with ``data`` (one OVERWRITE
-    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them."""
-    return replace_keyed(table, data, {column: values}, summary)
+    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them.
+
+    ``within`` (e.g. the rows' partitions) bounds the files rewritten: random keys defeat file
+    statistics, so without it every file of the table may be rewritten."""
+    return replace_keyed(table, data, {column: values}, summary, within)
 
 
 def replace_keyed(
-    table: Table, data: pa.Table, keys: Mapping[str, Iterable[object]], summary: dict[str, str]
+    table: Table,
+    data: pa.Table,
+    keys: Mapping[str, Iterable[object]],
+    summary: dict[str, str],
+    within: RowFilter | None = None,
 ) -> int:
     """Replace the rows whose value in any column of ``keys`` is one of that column's values
-    with ``data`` (one OVERWRITE commit, as ``replace_partition``)."""
+    with ``data`` (one OVERWRITE commit, as ``replace_partition``), among the rows ``within``
+    selects (all by default; see ``replace_rows``)."""
     terms: list[BooleanExpression] = [
         In(column, [v.isoformat() if isinstance(v, date) else v for v in values])
         for column, values in keys.items()
     ]
-    return replace_partition(table, data, row_filter=reduce(Or, terms), summary=summary)
+    row_filter = reduce(Or, terms)
+    if within is not None:
+        row_filter = And(_expression(within), row_filter)
+    return replace_partition(table, data, row_filter=row_filter, summary=summary)
 
 
 def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:

@@ -175,7 +175,25 @@ def maintenance(
 
 @app.command("train-models")
 def train_models() -> None:
-    """Train the fraud, retry and churn models on silver history and register them."""
+    """Train the fraud, retry and churn models on silver history and register them; rescore gold
+    when a champion moved."""
     from flows.train_models import run_training
 
     console.print_json(json.dumps(run_training(), default=str))
+
+
+@app.command("rescore")
+def rescore(
+    since: str = typer.Option(
+        None, help="first day (YYYY-MM-DD, UTC) of gold to look at; default: the whole table"
+    ),
+) -> None:
+    """Score the gold rows written without the current champions; rebuild their merchant_daily."""
+    from flows.rescore import run_rescore
+    from flows.stages import GateFailed
+
+    try:
+        result = run_rescore(date.fromisoformat(since) if since else None)
+    except (ValueError, GateFailed) as exc:
+        _fail(exc)
+    console.print_json(json.dumps(result, default=str))

@@ -41,6 +41,7 @@ DEPLOYMENTS_EXPECTED = {
     "maintenance": "cron",
     "reconcile": "cron",
     "replay-quarantine": None,
+    "rescore": None,
     "backfill": None,
 }
 

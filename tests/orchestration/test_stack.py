@@ -22,6 +22,7 @@ ALL_DEPLOYMENTS = {
     "maintenance",
     "reconcile",
     "replay-quarantine",
+    "rescore",
     "backfill",
 }
 

@@ -87,7 +87,7 @@ def train_on_a_prefect_server(shape: ProductionShape, home: Path) -> tuple[dict,
     try:
         api = f"http://127.0.0.1:{port}/api"
         with temporary_settings({PREFECT_API_URL: api, PREFECT_HOME: home / "prefect"}):
-            summary = train_models(history_days=70, num_boost_round=ROUNDS)
+            summary = train_models(history_days=SMALL["days"], num_boost_round=ROUNDS)
             APILogWorker.drain_all(timeout=30)  # the flow's logs, while the server takes them
     finally:
         supervisor.stop(server)
@@ -206,12 +206,12 @@ def test_lakehouse_sql_answers_from_the_production_shape(production_env) -> None
 
 def test_models_are_tracked_in_postgresql_with_artifacts_on_s3(production_env) -> None:
     chain = production_env
-    assert {row["name"] for row in chain.training.values()} == {
+    assert {row["name"] for row in chain.training["models"].values()} == {
         "payments-fraud",
         "payments-retry",
         "payments-churn",
     }
-    assert all(row["promoted"] for row in chain.training.values())
+    assert all(row["promoted"] for row in chain.training["models"].values())
     assert "COMPLETED" in chain.flow_run_states  # the flow run, in Prefect's PostgreSQL database
     with psycopg.connect(_dsn(chain.shape, "mlflow")) as db:
         aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()

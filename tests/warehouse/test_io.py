@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import In
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from tests.support.tables import (
@@ -21,6 +23,7 @@ from tests.support.tables import (
     plain_type,
 )
 from transforms.schemas import Column
+from warehouse import queries
 from warehouse.catalog import get_catalog
 from warehouse.io import (
     append,
@@ -30,6 +33,7 @@ from warehouse.io import (
     latest_summary_value,
     read_appended_since,
     replace_partition,
+    replace_rows,
     scan,
 )
 from warehouse.maintenance import compact
@@ -336,3 +340,33 @@ def test_merchant_daily_is_rebuilt_one_day_at_a_time(catalog: Catalog) -> None:
     rows = scan(table).sort_by([("day", "ascending"), ("merchant_id", "ascending")])
     assert rows.column("volume_minor").to_pylist() == [300, 300, 200, 200]
     assert len(list(table.scan().plan_files())) == 2  # one file per day, the old one replaced
+
+
+def test_replace_rows_within_a_day_rewrites_only_that_days_files(catalog: Catalog) -> None:
+    silver = ensure_table(catalog, SILVER_PAYMENT_EVENTS)
+    days = [DAY, DAY + timedelta(days=1), DAY + timedelta(days=3)]
+    parts = [make_silver_events(range(10 * i, 10 * i + 10), day=d) for i, d in enumerate(days)]
+    append(silver, pa.concat_tables(parts), summary={})
+    before = {t.file.file_path: t.file.partition[0] for t in silver.scan().plan_files()}
+    ids = ["stripe:evt_12", "stripe:evt_15"]
+    changed = scan(silver, In("event_id", ids))
+    changed = changed.set_column(
+        changed.schema.get_field_index("merchant_id"), "merchant_id", pa.array(["acct_9"] * 2)
+    )
+
+    replace_rows(silver, changed, "event_id", ids, {}, within=queries.on_days([days[1].date()]))
+
+    after = {t.file.file_path: t.file.partition[0] for t in silver.scan().plan_files()}
+    untouched = {path for path, day in before.items() if day != _day_value(days[1])}
+    assert untouched <= set(after) and len(after) == len(before)  # day 1's one file rewritten
+    rows = scan(silver)
+    assert rows.num_rows == 30
+    moved = rows.filter(pc.equal(rows.column("merchant_id"), "acct_9"))
+    assert sorted(moved.column("event_id").to_pylist()) == ids
+    assert queries.days_with_rows(silver) == [d.date() for d in days]
+    assert queries.days_with_rows(silver, days[1].date()) == [d.date() for d in days[1:]]
+
+
+def _day_value(day: datetime) -> int:
+    """The day transform's value of ``day``."""
+    return (day.date() - date(1970, 1, 1)).days
