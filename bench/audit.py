@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -207,6 +208,8 @@ def main() -> None:
         table.add_row(name, f"{seconds:.2f}", "yes" if ok else "[red]NO[/red]")
     console.print(table)
     console.print(f"whole audit: {sum(s for _, s, _ in sections):.1f} s")
+    if args.keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

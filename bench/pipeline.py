@@ -1,9 +1,13 @@
 """Benchmark: the whole pipeline, broker → bronze → silver → gold, and webhook-to-silver latency.
 
-    .venv/bin/python bench/pipeline.py [--events 1000000] [--skip-scan] [--profile FILE]
+    .venv/bin/python bench/pipeline.py [--events 1000000] [--shapes embedded,production]
+                                       [--skip-scan] [--profile FILE]
 
-Starts a private broker (free ports, a temporary folder, jars from ``<repo>/.lakehouse/cache``)
-and a temporary ``LAKEHOUSE_HOME``, then:
+For each shape (``--shapes``, in order; default ``embedded``) it starts a private broker (free
+ports, a temporary folder, jars from ``<repo>/.lakehouse/cache``) and a temporary
+``LAKEHOUSE_HOME``; the ``production`` shape also starts PostgreSQL and s3proxy
+(``lakehouse.localprod``: ``make postgresql prod-jars``) and puts the Iceberg catalog and MLflow's
+store in PostgreSQL, the warehouse and MLflow's artifacts on S3. Then, per shape:
 
 1. **load**: writes ``--events`` simulated deliveries (the seeded realistic mix, 1 % malformed)
    straight to the topics with the simulator's direct writer (a child process);
@@ -23,14 +27,18 @@ and a temporary ``LAKEHOUSE_HOME``, then:
    (default 1 s: a poll costs ~0.3 CPU-s, which a 2-core machine feels);
    prints p50/p95 of (first poll that saw the row) − (bronze ``received_at``), and the same from
    silver's snapshot commit times as a cross-check;
-4. **scan**: runs ``bench/duckdb_scan.py`` (10,000,000 silver rows) unless ``--skip-scan``.
+4. **scan**: runs ``bench/duckdb_scan.py`` (10,000,000 silver rows) unless ``--skip-scan``
+   (embedded shape only).
+
+With several shapes, a last table sets their end-to-end events/s and receipt → silver latency
+side by side (same machine, same run).
 
 The bulk stream starts four days ago, the live one three days and an hour ago: the simulator's
-default start (2024-07-01) is outside the silver gate's 400-day freshness window, and its stories
-reach three days past their start (bank debits settle then), which the gate's one-day window for
-future events would hold back if the stream started now. The machine's load average is sampled
-throughout (the benchmark's own processes share the cores); if other work was running when it
-started, the summary says so.
+default start (2024-07-01) is outside the 400-day event-time window of the row rules, and its
+stories reach three days past their start (bank debits settle then), so a stream started later
+would lose those events to the simulator's stop at now (or, sent, to ``INVALID_EVENT_TIME``).
+The machine's load average is sampled throughout (the benchmark's own processes share the
+cores); if other work was running when it started, the summary says so.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +89,9 @@ MALFORMED = 0.01
 GOAL_EPS = 25_000
 GOAL_P95_S = 15.0
 GOAL_SCAN_S = 1.0
+SHAPES = ("embedded", "production")
+#: The benchmark's own receiver accepts this secret only (no receiver runs without one).
+SECRET = "whsec_bench_pipeline_only"
 STAGES = ("bronze", "silver", "gold.payment_scores", "gold.merchant_daily")
 
 
@@ -95,6 +106,7 @@ class LoadSampler:
 
     def __init__(self, every: float = 2.0) -> None:
         self.every, self.phase, self.samples = every, "setup", {}
+        self.prefix = ""  # the shape being measured, in front of every phase name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -107,8 +119,11 @@ class LoadSampler:
     def stop(self) -> None:
         self._stop.set()
 
+    def start(self, phase: str) -> None:
+        self.phase = f"{self.prefix}{phase}"
+
     def summary(self, phase: str) -> str:
-        values = self.samples.get(phase) or [os.getloadavg()[0]]
+        values = self.samples.get(f"{self.prefix}{phase}") or [os.getloadavg()[0]]
         return f"{statistics.fmean(values):.1f} (max {max(values):.1f})"
 
 
@@ -146,6 +161,7 @@ class Breakdown:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.installed = False
 
     def reset(self) -> None:
         self.wall.clear()
@@ -169,9 +185,13 @@ class Breakdown:
         wrap_everywhere(owner, name, timing)
 
     def install(self) -> None:
+        if self.installed:  # a second shape in the same process: wrapped already
+            return
+        self.installed = True
         import ml.scoring  # DATA PATH: imported by the draining process only (see the top)
         import quality.contracts
         import quality.gates
+        import transforms.events
         import transforms.payload
         import warehouse.io
         import warehouse.queries
@@ -190,7 +210,7 @@ class Breakdown:
         self.wrap(io, "scan", lambda t, *a, **k: f"scan {table(t)}")
         self.wrap(io, "replace_partition", lambda t, *a, **k: f"replace_partition {table(t)}")
         queries = warehouse.queries
-        self.wrap(stages, "to_silver", "silver: to_silver")
+        self.wrap(transforms.events, "to_silver", "silver: to_silver")
         self.wrap(transforms.payload, "decode_events", "silver:   decode_events (JSON)")
         self.wrap(quality.contracts, "check_rows", "silver:   check_rows (Pandera)")
         self.wrap(queries, "seen_event_ids", "silver: seen_event_ids")
@@ -212,8 +232,11 @@ PIDS: dict[str, int | None] = {}  # other processes of the benchmark, for their 
 
 # --- environment ---------------------------------------------------------------------------------
 @contextmanager
-def private_stack(folder: Path):
-    """A private broker and LAKEHOUSE_HOME; yield the environment for child processes."""
+def private_stack(folder: Path, shape: str = "embedded"):
+    """A private broker and LAKEHOUSE_HOME (and for the production shape PostgreSQL and S3);
+    yield the environment for child processes."""
+    from lakehouse.localprod import production_shape  # DATA PATH (see the top)
+
     for name in list(os.environ):
         if name.startswith("LAKEHOUSE_"):
             del os.environ[name]
@@ -231,11 +254,17 @@ def private_stack(folder: Path):
     print(f"broker at {broker.bootstrap} in {time.perf_counter() - started:.1f} s", flush=True)
     os.environ["LAKEHOUSE_HOME"] = str(folder / "home")
     os.environ["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+    os.environ["LAKEHOUSE_STRIPE_WEBHOOK_SECRETS"] = SECRET
     get_settings.cache_clear()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     PIDS["broker"] = broker.pid()
     try:
-        yield env
+        with ExitStack() as servers:
+            if shape == "production":
+                print("starting PostgreSQL and s3proxy…", flush=True)
+                started = servers.enter_context(production_shape(REPO / ".lakehouse" / "cache"))
+                os.environ.update(started.environment())
+            get_settings.cache_clear()
+            yield {**os.environ, "PYTHONPATH": str(REPO)}
     finally:
         broker.stop()
 
@@ -260,8 +289,8 @@ def worker_load(events: int) -> None:
     def recent(n: int, seed: int = 0, **kw: Any):
         return stream.generate_payloads(n, seed, **{**kw, "start": start})
 
-    # the pool's timeline starts four days ago (direct's own default, an hour ago, puts bank
-    # debits settling three days later beyond the silver gate's one-day window for the future)
+    # the pool's timeline starts four days ago (direct's own default, an hour ago, stops its
+    # stories at now: bank debits settling three days later would be left out of the mix)
     direct.generate_payloads = recent
     config = get_settings().kafka_client_config()
     report = direct.load(
@@ -491,11 +520,12 @@ def worker_send(url: str, rate: float, seconds: float) -> None:
     from simulator.send import send_payloads  # DATA PATH: the send child's own (see the top)
     from simulator.stream import generate_payloads
 
-    secret = get_settings().stripe_webhook_secrets[0]
+    secret = SECRET
     count = int(rate * seconds)
     # The simulator's stories reach up to three days past their start (bank debits settle then,
-    # refund references follow a day later); the silver gate holds batches with events more than
-    # a day ahead. Live-like: start three days and an hour ago, so the latest events are recent.
+    # refund references follow a day later); events dated after their delivery are quarantined
+    # (INVALID_EVENT_TIME). Live-like: start three days and an hour ago, so the latest events
+    # are recent.
     start = datetime.now(UTC) - timedelta(days=3, hours=1)
     payloads = generate_payloads(count, SEED + 1, malformed_fraction=MALFORMED, start=start)
     bodies = [p.body for p in payloads]
@@ -755,15 +785,17 @@ def scan(env: dict[str, str], folder: Path, rows: int) -> dict[str, Any]:
 
 
 # --- summary -------------------------------------------------------------------------------------
-def summary(
-    events: int, loaded: dict, d: Drain, lat: dict | None, sc: dict | None, loads: LoadSampler
-) -> None:
+def summary(events: int, run: ShapeRun, loads: LoadSampler) -> None:
+    loaded, d, lat, sc = run.loaded, run.drained, run.latency, run.scan
+
     def verdict(ok: bool | None) -> str:
         return "–" if ok is None else ("[green]met[/green]" if ok else "[red]NOT met[/red]")
 
     t = d.totals
     e2e = events / d.wall_s
-    table = Table(title=f"Pipeline benchmark, {events:,} events, {os.cpu_count()} cores")
+    table = Table(
+        title=f"Pipeline benchmark, {run.shape} shape, {events:,} events, {os.cpu_count()} cores"
+    )
     for col in ("figure", "value", "goal", ""):
         table.add_column(col, justify="right" if col == "value" else "left")
     table.add_row(
@@ -837,6 +869,12 @@ def main() -> None:
     parser.add_argument("--tail", type=float, default=20.0, help="loop time after the sender")
     parser.add_argument("--loop-seconds", type=float, default=1.0, help="max_seconds per batch")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between silver polls")
+    parser.add_argument(
+        "--shapes",
+        default="embedded",
+        help="comma-separated shapes to measure in this run: embedded (SQLite catalog, local "
+        "files), production (PostgreSQL catalog, S3 on s3proxy)",
+    )
     parser.add_argument("--scan-rows", type=int, default=10_000_000)
     parser.add_argument("--skip-scan", action="store_true")
     parser.add_argument(
@@ -856,7 +894,12 @@ def main() -> None:
         action="store_false",
         help="drain without registered models (gold writes null scores)",
     )
-    parser.add_argument("--history-days", type=int, default=60, help="training history length")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=100,  # fraud and churn labels look 30 days ahead: 60 days left no training rows
+        help="training history length",
+    )
     parser.add_argument("--customers", type=int, default=600, help="customers in that history")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the drain into FILE")
@@ -883,38 +926,94 @@ def main() -> None:
     if args.worker == "train":
         return worker_train(args.history_days, args.customers)
 
+    shapes = [name.strip() for name in args.shapes.split(",") if name.strip()]
+    if not shapes or set(shapes) - set(SHAPES):
+        parser.error(f"--shapes takes a comma-separated list of {', '.join(SHAPES)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the broker on the way out
     print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
     loads = LoadSampler()
+    runs: list[ShapeRun] = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        with private_stack(folder) as env:
-            if args.models:
-                loads.phase = "train"
-                train(args, env, folder)
-            loads.phase = "load"
-            loaded = load(args.events, env, folder)
-            loads.phase = "drain"
-            lh, drained = drain(args)
-            print_drain(args.events, drained)
-            lat = None
-            if not args.skip_latency:
-                loads.phase = "latency"
-                lat = latency(lh, args, env, folder)
-                if args.breakdown:
-                    BREAKDOWN.print("latency loop, where the time went")
-            lh.close()
-        sc = None
-        if not args.skip_scan:
-            loads.phase = "scan"
-            sc = scan(env, folder, args.scan_rows)
+        for shape in shapes:
+            scan_here = shape == "embedded" and not args.skip_scan and not runs
+            runs.append(run_shape(shape, args, folder / shape, loads, scan_here))
     loads.stop()
+    loads.prefix = ""  # the phases below carry their shape's name already
     print(
         "\nload average (1 min, sampled every 2 s) by phase: "
         + ", ".join(f"{p} {loads.summary(p)}" for p in loads.samples)
     )
-    summary(args.events, loaded, drained, lat, sc, loads)
+    for run in runs:
+        loads.prefix = f"{run.shape} "
+        summary(args.events, run, loads)
+    if len(runs) > 1:
+        compare(args.events, runs)
+
+
+@dataclass
+class ShapeRun:
+    """The figures of one shape."""
+
+    shape: str
+    loaded: dict
+    drained: Drain
+    latency: dict | None
+    scan: dict | None
+
+
+def run_shape(
+    shape: str, args: argparse.Namespace, folder: Path, loads: LoadSampler, scan_too: bool
+) -> ShapeRun:
+    """Train, load, drain, measure latency (and scan) on one shape, in its own private stack."""
+    print(f"\n######## shape: {shape} ########", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    import flows.context  # DATA PATH (see the top)
+
+    flows.context._LAKEHOUSE = None  # the warm context of the previous shape: its catalog, broker
+    loads.prefix = f"{shape} "
+    with private_stack(folder, shape) as env:
+        if args.models:
+            loads.start("train")
+            train(args, env, folder)
+        loads.start("load")
+        loaded = load(args.events, env, folder)
+        loads.start("drain")
+        lh, drained = drain(args)
+        print_drain(args.events, drained)
+        lat = None
+        if not args.skip_latency:
+            loads.start("latency")
+            lat = latency(lh, args, env, folder)
+            if args.breakdown:
+                BREAKDOWN.print("latency loop, where the time went")
+                BREAKDOWN.reset()
+        lh.close()
+        sc = None
+        if scan_too:
+            loads.start("scan")
+            sc = scan(env, folder, args.scan_rows)
+    return ShapeRun(shape, loaded, drained, lat, sc)
+
+
+def compare(events: int, runs: list[ShapeRun]) -> None:
+    """The shapes side by side: end-to-end events/s and receipt → silver latency."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Embedded vs production shape, {events:,} events, same machine and run")
+    for col in ("shape", "end to end", "receipt→silver p50", "p95", "commit-based p95"):
+        table.add_column(col, justify="left" if col == "shape" else "right")
+    for run in runs:
+        lat = run.latency or {}
+        table.add_row(
+            run.shape,
+            f"{events / run.drained.wall_s:,.0f} ev/s",
+            f"{lat['p50_s']:.1f} s" if lat else "skipped",
+            f"{lat['p95_s']:.1f} s" if lat else "skipped",
+            f"{lat['commit_p95_s']:.1f} s" if lat else "skipped",
+        )
+    Console(width=110).print(table)
 
 
 if __name__ == "__main__":

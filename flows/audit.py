@@ -9,7 +9,8 @@ the tables: ``warehouse.audit_queries``) and hands them to the comparisons of ``
 2. per day, bronze = silver + quarantine + duplicates + not modelled, up to silver's watermark,
    and silver holds each event once;
 3. silver vs gold: every eligible silver event up to the scores' watermark scored once, and
-   ``gold.merchant_daily``'s sums equal silver's for every day gold has caught up with.
+   ``gold.merchant_daily``'s sums equal silver's for every day gold has caught up with (both by
+   gold's own rules: ``transforms.merchant_daily.for_gold``, live events unless configured).
 
 ``SECTIONS`` is the list the report is made of: a later check (the last reconciliation with the
 provider) is one more function returning a ``Section``.
@@ -28,7 +29,7 @@ from ingest.offsets import end_offsets
 from ingest.topics import ALL_TOPICS
 from ml.scoring import ELIGIBLE_TYPES
 from settings import Settings, get_settings
-from transforms.merchant_daily import EVENT_COLUMNS, KEYS, merchant_daily
+from transforms.merchant_daily import EVENT_COLUMNS, KEYS, for_gold, merchant_daily
 from transforms.normalize import EVENT_TYPES
 from warehouse import audit, audit_queries, watermarks
 from warehouse import tables as T
@@ -86,12 +87,13 @@ def gold_section(done: Audited) -> audit.Section:
     scores, daily = done.table(T.GOLD_PAYMENT_SCORES), done.table(T.GOLD_MERCHANT_DAILY)
     if silver is None:
         return audit.silver_vs_gold([], [], [])
+    test_mode = done.settings.gold_include_test_mode  # gold's rule: live events only, by default
     scores_mark = watermarks.watermark(scores) if scores else None
-    days = audit_queries.score_days(done.con, silver, scores_mark, ELIGIBLE_TYPES)
+    days = audit_queries.score_days(done.con, silver, scores_mark, ELIGIBLE_TYPES, test_mode)
     daily_mark = watermarks.watermark(daily) if daily else None
     pending = audit_queries.daily_pending_days(done.con, silver, daily_mark)
     events = pl.from_arrow(audit_queries.silver_columns(done.con, EVENT_COLUMNS))
-    expected = merchant_daily(events, None, updated_at=datetime.now(UTC))
+    expected = merchant_daily(for_gold(events, test_mode), None, updated_at=datetime.now(UTC))
     stored = pl.from_arrow(audit_queries.merchant_daily(done.con))
     mismatches = audit.daily_mismatches(_sums(stored), _sums(expected), pending)
     return audit.silver_vs_gold(days, mismatches, pending)

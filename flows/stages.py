@@ -5,13 +5,16 @@ atomically per table, so it is idempotent and resumable (``docs/architecture.md`
 none counted twice"):
 
 - bronze: one append per batch recording the next Kafka offsets, then the consumer-group commit;
-- silver: bronze appended after its watermark → two gates → quarantine rows, then the events not
-  yet in silver, with the new watermark;
+- silver: bronze appended after its watermark → the silver pass (``flows.silver``: row rules,
+  dedupe, three gates) → quarantine rows, then the events not yet in silver, with the new
+  watermark;
 - gold: silver rows after the scores' watermark → one score row per eligible event; and
   ``gold.merchant_daily`` rebuilt for the days those rows touch.
 
-A failed gate raises ``GateFailed``: nothing of that batch is promoted, the watermark stays, and
-the next run retries it (or an operator's ``HeldBatchDecision`` releases it).
+A failed gate raises ``GateFailed``: nothing of that batch is promoted, the watermark stays, the
+hold is recorded for ``lakehouse status``, and the next run retries it (or an operator's
+``HeldBatchDecision`` releases it). Gold's gates hold too, without an operator: the next pass
+retries.
 """
 
 from __future__ import annotations
@@ -26,38 +29,22 @@ import pyarrow.compute as pc
 
 from flows.context import Lakehouse
 from flows.report import StageReport
+from flows.silver import GateFailed, gate_params, record_hold, run_gate, silver_pass
 from ml import features, registry, scoring
-from quality import contracts, gates
 from quality.decisions import HeldBatchDecision
-from quality.suites import GateParams
-from transforms.events import SilverSplit, drop_seen, to_silver
-from transforms.merchant_daily import EVENT_COLUMNS, SCORE_COLUMNS, merchant_daily
-from transforms.quarantine import gate_rejected
+from transforms.merchant_daily import EVENT_COLUMNS, SCORE_COLUMNS, for_gold, merchant_daily
 from warehouse import io, queries, watermarks
 from warehouse import tables as T
-from warehouse.io import Table
 
-
-class GateFailed(RuntimeError):
-    """A Great Expectations gate held a batch back; the message names the failed expectations."""
-
-    def __init__(self, result: Any) -> None:
-        failed = ", ".join(result.failed_expectations)
-        super().__init__(f"gate {result.suite} failed: {failed}; the batch is held")
-        self.result = result
-
-
-def run_gate(frame: pl.DataFrame, suite: str, params: Any = None, *, hold: bool = False) -> Any:
-    """The gate's result for a non-empty batch (None for an empty one: nothing to promote).
-
-    With ``hold`` the caller handles a failure; otherwise a failure raises ``GateFailed``.
-    """
-    if frame.is_empty():
-        return None
-    result = gates.gate(frame, suite, params)
-    if not result.success and not hold:
-        raise GateFailed(result)
-    return result
+__all__ = [
+    "GateFailed",
+    "load_bronze",
+    "promote_silver",
+    "rebuild_days",
+    "rebuild_merchant_daily",
+    "score",
+    "score_gold",
+]
 
 
 def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageReport:
@@ -82,22 +69,12 @@ def load_bronze(lh: Lakehouse, max_records: int, max_seconds: float) -> StageRep
     return _timed(report, started)
 
 
-def split_bronze(lh: Lakehouse, bronze: pl.DataFrame, processed_at: datetime) -> SilverSplit:
-    """Bronze rows → silver events, quarantine rows, not-modelled rows (row contract applied)."""
-    return to_silver(
-        bronze,
-        processed_at=processed_at,
-        row_contract=contracts.check_rows,
-        amount_max_major=lh.settings.amount_max_major,
-    )
-
-
 def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> StageReport:
     """Bronze rows after silver's watermark → quarantine + deduplicated, gated silver events.
 
-    Two gates: the bronze batch (``bronze_webhook_events``) and the events it yields
-    (``silver_payment_events``). A failed gate raises ``GateFailed`` and commits nothing, unless
-    an operator's ``decision`` accepts the batch or quarantines it whole (``GATE_REJECTED``).
+    The batch goes through ``flows.silver.silver_pass`` (row rules, dedupe, three gates). A failed
+    gate records the hold (``record_hold``, for ``lakehouse status``), raises ``GateFailed`` and
+    commits nothing else, unless an operator's ``decision`` accepts, quarantines or splits it.
     """
     started = time.perf_counter()
     silver, quarantine = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.SILVER_QUARANTINE)
@@ -106,45 +83,45 @@ def promote_silver(lh: Lakehouse, decision: HeldBatchDecision | None = None) -> 
     report = StageReport("silver", rows_in=new.num_rows)
     if new.num_rows == 0:
         return _timed(report, started)
-    now = datetime.now(UTC)
-    deliveries = pl.from_arrow(new)
-    arrived = run_gate(deliveries, "bronze_webhook_events", hold=True)
-    split = split_bronze(lh, deliveries, now)
-    events, dropped = drop_seen(split.events, queries.seen_event_ids(silver, split.events))
-    promoted = run_gate(events, "silver_payment_events", _gate_params(lh), hold=True)
-    report.add_gate(arrived)
-    report.add_gate(promoted)
-    summary, rejected = watermarks.source_summary(new_wm), split.quarantine
-    failed = next((r for r in (arrived, promoted) if r is not None and not r.success), None)
-    if failed is not None:
-        if decision is None:
-            raise GateFailed(failed)
-        summary |= decision.summary
-        if decision.action == "quarantine":
-            detail = f"gate {failed.suite} failed: {'; '.join(failed.failed_expectations)}"
-            whole = gate_rejected(deliveries, events["delivery_id"], detail, now)
-            rejected, events = pl.concat([rejected, whole]), events.clear()
-    queries.record_quarantine(quarantine, rejected, summary)
+    now, deliveries = datetime.now(UTC), pl.from_arrow(new)
+    try:
+        result = silver_pass(
+            lh, deliveries, now, params=gate_params(lh.settings), decision=decision
+        )
+    except GateFailed as error:
+        record_hold(silver, error, deliveries.height, now)
+        raise
+    summary = watermarks.source_summary(new_wm) | result.summary
+    queries.record_quarantine(quarantine, result.quarantine, summary)
+    events, unmoved = result.events.to_arrow(), watermarks.unmoved(old_wm)
     try:  # with several loaders, the first to promote a range wins
-        lh.append(T.SILVER_PAYMENT_EVENTS, events.to_arrow(), summary, watermarks.unmoved(old_wm))
+        lh.append(T.SILVER_PAYMENT_EVENTS, events, summary, unmoved)
     except watermarks.Superseded:
         return _timed(report, started)
     lh.recent.release(lh.table(T.BRONZE_WEBHOOK_EVENTS), held)  # silver alone reads bronze
-    report.rows_out = events.height
-    report.duplicates = dropped + split.duplicates_in_batch
-    report.not_modelled = split.not_modelled.height
-    report.quarantined = dict(rejected.group_by("error_code").len().iter_rows())
+    for gate_result in result.gate_results:
+        report.add_gate(gate_result)
+    report.rows_out = result.events.height
+    report.duplicates = result.duplicates
+    report.not_modelled = result.not_modelled
+    report.quarantined = dict(result.quarantine.group_by("error_code").len().iter_rows())
     return _timed(report, started)
 
 
-def score(silver: Table, events: pl.DataFrame, scored_at: datetime) -> scoring.ScoreResult:
-    """Score ``events`` with the champions, reading the silver history their features need."""
+def score(lh: Lakehouse, events: pl.DataFrame, scored_at: datetime) -> scoring.ScoreResult:
+    """Score the live ``events`` (``for_gold``) with the champions, reading the silver history
+    their features need (test-mode events left out of it too)."""
+    keep_test_mode = lh.settings.gold_include_test_mode
+    events = for_gold(events, keep_test_mode)
     models = registry.load_champions()
     # without a registered model every score is null: the history is not needed
     history = None
     if any(m is not None for m in models.values()):
         since = features.history_start(events)
-        history = queries.silver_since(silver, since, features.INPUT_COLUMNS)
+        columns = (*features.INPUT_COLUMNS, "livemode")
+        silver = lh.table(T.SILVER_PAYMENT_EVENTS)
+        history = for_gold(queries.silver_since(silver, since, columns), keep_test_mode)
+        history = history.drop("livemode", strict=False)
     return scoring.score_events(events, history, models, scored_at=scored_at)
 
 
@@ -158,7 +135,7 @@ def score_gold(lh: Lakehouse) -> StageReport:
     if new.num_rows == 0:
         watermarks.advance_watermark(scores, old_wm, new_wm)
         return _timed(report, started)
-    result = score(lh.table(T.SILVER_PAYMENT_EVENTS), pl.from_arrow(new), datetime.now(UTC))
+    result = score(lh, pl.from_arrow(new), datetime.now(UTC))
     report.missing_models = list(result.missing_models)
     report.add_gate(run_gate(result.scores, "gold_payment_scores"))
     summary, unmoved = watermarks.source_summary(new_wm), watermarks.unmoved(old_wm)
@@ -199,16 +176,15 @@ def rebuild_days(
     (``check`` as in ``warehouse.io.append``); the rows written and the gate's result."""
     days = sorted(days)
     silver, scores = lh.table(T.SILVER_PAYMENT_EVENTS), lh.table(T.GOLD_PAYMENT_SCORES)
-    events = queries.rows_on_days(silver, days, EVENT_COLUMNS)
+    events = for_gold(
+        queries.rows_on_days(silver, days, EVENT_COLUMNS), lh.settings.gold_include_test_mode
+    )
     day_scores = queries.rows_on_days(scores, days, SCORE_COLUMNS)
     rows = merchant_daily(events, day_scores, updated_at=datetime.now(UTC))
     checked = run_gate(rows, "gold_merchant_daily")
-    io.replace_rows(lh.table(T.GOLD_MERCHANT_DAILY), rows.to_arrow(), "day", days, summary, check)
+    daily = lh.table(T.GOLD_MERCHANT_DAILY)
+    io.replace_rows(daily, rows.to_arrow(), "day", days, summary, check=check)
     return rows.height, checked
-
-
-def _gate_params(lh: Lakehouse) -> GateParams:
-    return GateParams(max_age_days=lh.settings.gate_max_event_age_days)
 
 
 def _timed(report: StageReport, started: float) -> StageReport:

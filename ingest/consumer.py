@@ -73,6 +73,7 @@ _HEADER_COLUMNS = {
     "dlq_reason": topics.H_DLQ_REASON,
     "request_id": topics.H_REQUEST_ID,
     "received_at": topics.H_RECEIVED_AT,
+    "source": topics.H_SOURCE,
 }
 
 
@@ -138,6 +139,7 @@ def _columns(messages: list) -> pa.Table:
             "partition": part,
             "offset": off,
             "received_at": _timestamps(h["received_at"]),
+            "source": h["source"],
         }
     )
 

@@ -1,11 +1,21 @@
-"""Readiness: is the broker reachable? A cached metadata request, made off the event loop."""
+"""Readiness: is the broker reachable? A cached metadata request, made off the event loop.
+
+The answer names the dependency and says what is wrong in our words; the client library's own
+error text (addresses, internal state) goes to the log only.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from ingest.producer import AsyncProducer, ProduceError
+
+log = logging.getLogger("ingest.health")
+
+BROKER = "broker"
+BROKER_DOWN = "the Kafka-API broker does not answer"
 
 
 class BrokerProbe:
@@ -24,8 +34,10 @@ class BrokerProbe:
         self._problem: str | None = None
         self._lock = asyncio.Lock()
 
+    dependency = BROKER
+
     async def problem(self) -> str | None:
-        """None while the broker answers, else why it does not."""
+        """None while the broker answers, else a short public reason."""
         if self._fresh():
             return self._problem
         async with self._lock:
@@ -42,5 +54,7 @@ class BrokerProbe:
         try:
             self._producer.check_broker(self._timeout_s)
         except ProduceError as exc:
-            return str(exc)
+            if self._problem is None:  # log the change, with the library's words, once
+                log.warning("broker not reachable", extra={"fields": {"error": str(exc)}})
+            return BROKER_DOWN
         return None

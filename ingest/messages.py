@@ -34,14 +34,23 @@ def _non_empty_str(value: object) -> str | None:
 
 
 def build_message(
-    body: bytes, received_at: datetime, request_id: str, provider: str = PROVIDER_STRIPE
+    body: bytes,
+    received_at: datetime,
+    request_id: str,
+    provider: str = PROVIDER_STRIPE,
+    source: str | None = None,
 ) -> OutgoingMessage:
-    """Route one verified body; never raises for bad content (that is what the DLQ is for)."""
+    """Route one verified body; never raises for bad content (that is what the DLQ is for).
+
+    ``source`` marks a body that did not arrive as a webhook (``SOURCE_RECONCILIATION``: recovered
+    from the provider's API) in the ``source`` header; webhooks carry none."""
     headers = [
         (topics.H_PROVIDER, provider.encode()),
         (topics.H_RECEIVED_AT, received_at.isoformat(timespec="microseconds").encode()),
         (topics.H_REQUEST_ID, request_id.encode()),
     ]
+    if source is not None:
+        headers.append((topics.H_SOURCE, source.encode()))
     try:
         event = orjson.loads(body)
     except orjson.JSONDecodeError:

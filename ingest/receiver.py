@@ -2,7 +2,9 @@
 
 ``create_app()`` builds it; the lifespan owns one ``AsyncProducer`` for the process. Serve it with
 ``lakehouse receiver`` (uvicorn, uvloop, httptools, JSON logs) or
-``uvicorn ingest.receiver:create_app --factory``.
+``uvicorn ingest.receiver:create_app --factory``. Either way it refuses to start without a
+configured webhook secret; in production it serves no API docs, and ``/metrics`` may move to a
+port of its own (``LAKEHOUSE_RECEIVER_METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
+from prometheus_client import start_http_server
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ingest import webhooks
+from ingest import openapi, webhooks
 from ingest.health import BrokerProbe
 from ingest.logs import request_id_from, request_id_var
 from ingest.metrics import ReceiverMetrics
@@ -30,6 +34,21 @@ from ingest.responses import ErrorResponse, Health, WebhookAccepted
 from settings import Settings, get_settings
 
 log = logging.getLogger("ingest.receiver")
+
+
+class ReceiverConfigError(RuntimeError):
+    """The receiver cannot start with these settings; the message says what to set."""
+
+
+def require_secrets(settings: Settings) -> None:
+    """No webhook is accepted with a secret nobody configured: refuse to start without one."""
+    if not settings.stripe_webhook_secrets:
+        raise ReceiverConfigError(
+            "no webhook secret is configured: set LAKEHOUSE_STRIPE_WEBHOOK_SECRETS to your "
+            "Stripe endpoint secret(s) (whsec_…, comma separated). The embedded stack "
+            "(`lakehouse up`, `lakehouse demo`) passes a development secret to the receiver it "
+            "starts."
+        )
 
 
 # --- dependencies -----------------------------------------------------------------------------
@@ -104,76 +123,80 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     producer = AsyncProducer(config, deadline_s)
     app.state.intake = Intake(settings, producer, app.state.metrics)
     app.state.probe = BrokerProbe(producer)
+    metrics_server = None
+    if settings.receiver_metrics_port is not None:
+        metrics_server, _ = start_http_server(
+            settings.receiver_metrics_port, settings.receiver_host, app.state.metrics.registry
+        )
     log.info("receiver started", extra={"fields": {"bootstrap": settings.bootstrap_servers}})
     try:
         yield
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         await asyncio.to_thread(producer.close)
         log.info("receiver stopped")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The receiver app; ``settings`` default to ``get_settings()``."""
+    """The receiver app; ``settings`` default to ``get_settings()``.
+
+    Raises ``ReceiverConfigError`` when no webhook secret is configured.
+    """
+    settings = settings or get_settings()
+    require_secrets(settings)
+    docs = settings.openapi_enabled
     app = FastAPI(
         title="Payments Lakehouse receiver",
         summary="Verifies Stripe webhooks and writes them to the broker before answering 2xx.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks cost a check per request; /metrics is Prometheus
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.metrics = ReceiverMetrics()
     app.router.add_api_route(
         "/webhooks/stripe",
         receive_stripe_webhook,
         methods=["POST"],
         response_model=WebhookAccepted,
-        responses={
-            400: {"model": ErrorResponse, "description": "bad signature or JSON too deep"},
-            413: {"model": ErrorResponse, "description": "body over the size limit"},
-            415: {"model": ErrorResponse, "description": "not application/json"},
-            500: {"model": ErrorResponse, "description": "unexpected error; retry"},
-            503: {"model": ErrorResponse, "description": "broker did not acknowledge in time"},
-        },
+        responses=openapi.WEBHOOK_RESPONSES,
         summary="Receive a Stripe webhook",
-        description=(
-            "Verifies the `Stripe-Signature` header, writes the body byte for byte to the topic of "
-            "its event type (or to `webhooks.dlq` when it has no id, no type or is not JSON) and "
-            "answers 200 only once the broker acknowledged the write; 503 with `Retry-After` when "
-            "it did not in time. Nothing is stored for any 4xx."
-        ),
-        openapi_extra={
-            "parameters": [
-                {
-                    "name": "Stripe-Signature",
-                    "in": "header",
-                    "required": True,
-                    "schema": {"type": "string"},
-                    "description": "t=<unix time>,v1=<hex HMAC>",
-                }
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-                "description": "the Stripe event, stored byte for byte",
-            },
-        },
+        description=openapi.WEBHOOK_DESCRIPTION,
+        openapi_extra=openapi.WEBHOOK_OPENAPI_EXTRA,
         tags=["webhooks"],
         route_class_override=DirectRoute,
     )
+    _add_health_routes(app, metrics=settings.receiver_metrics_port is None)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _add_health_routes(app: FastAPI, metrics: bool) -> None:
+    """Liveness, readiness and (unless served on a port of its own by the lifespan) /metrics."""
     app.add_api_route("/health/live", live, methods=["GET"], response_model=Health, tags=["health"])
     app.add_api_route(
         "/health/ready",
         ready,
         methods=["GET"],
         response_model=Health,
-        responses={503: {"model": Health}},
+        responses=openapi.READY_RESPONSES,
         tags=["health"],
     )
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
-    app.add_middleware(RequestContextMiddleware)
-    return app
+    if metrics:
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint,
+            methods=["GET"],
+            response_class=PlainTextResponse,
+            responses=openapi.METRICS_RESPONSES,
+            tags=["health"],
+        )
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -190,6 +213,10 @@ async def receive_stripe_webhook(request: Request) -> Response:
     intake: Intake = request.app.state.intake
     request_id: str = request.state.request_id
     metrics = intake.metrics
+    if metrics.in_flight >= intake.settings.receiver_max_concurrent_requests:
+        response, outcome, _ = _refused(webhooks.OVERLOADED, request_id, metrics)
+        metrics.observe(outcome, time.perf_counter() - started)
+        return response
     metrics.in_flight += 1
     try:
         accepted = await webhooks.receive(request, request_id, intake.producer, intake.settings)
@@ -273,7 +300,7 @@ async def ready(probe: ProbeDep, response: Response) -> Health:
     if problem is None:
         return Health(status="ok")
     response.status_code = 503
-    return Health(status="unavailable", detail=problem)
+    return Health(status="unavailable", dependency=probe.dependency, detail=problem)
 
 
 async def metrics_endpoint(metrics: MetricsDep) -> Response:

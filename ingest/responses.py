@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -34,5 +36,6 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     """Liveness or readiness."""
 
-    status: str = Field(description="ok, or unavailable")
-    detail: str | None = Field(None, description="why the receiver is not ready")
+    status: Literal["ok", "unavailable"] = Field(description="ok, or unavailable")
+    dependency: str | None = Field(None, description="the dependency that is down (broker)")
+    detail: str | None = Field(None, description="why the receiver is not ready, in our words")

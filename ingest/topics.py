@@ -33,6 +33,10 @@ from settings.names import (  # noqa: F401 - the topic and header names, re-expo
 
 _REFUND_TYPES = frozenset({"charge.refunded", "charge.refund.updated"})
 
+#: On a cluster of this many brokers or more, topics get three replicas and refuse a write that
+#: fewer than two of them hold (with acks=all, an acknowledged event survives losing a broker).
+REPLICATED_CLUSTER_BROKERS = 3
+
 
 def route(event_type: str) -> str:
     """The topic of a verified Stripe event type."""
@@ -68,13 +72,12 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AdminClient(client_config)
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [t for t in topics if t not in existing]
+    metadata = admin.list_topics(timeout=timeout_s)
+    missing = [t for t in topics if t not in metadata.topics]
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in missing],
-        operation_timeout=timeout_s,
+        new_topics(missing, partitions, len(metadata.brokers)), operation_timeout=timeout_s
     )
     for future in futures.values():
         try:
@@ -84,6 +87,19 @@ def ensure_topics(
                 raise
     _wait_for_leaders(admin, missing, timeout_s)
     return missing
+
+
+def new_topics(names: Iterable[str], partitions: int, brokers: int) -> list[NewTopic]:
+    """Topics to create on a cluster of ``brokers``: the broker's default replication on a small
+    cluster; three replicas and ``min.insync.replicas=2`` from three brokers on."""
+    if brokers >= REPLICATED_CLUSTER_BROKERS:
+        replication, config = 3, {"min.insync.replicas": "2"}
+    else:
+        replication, config = -1, {}
+    return [
+        NewTopic(name, num_partitions=partitions, replication_factor=replication, config=config)
+        for name in names
+    ]
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:

@@ -1,13 +1,15 @@
 """The steps behind ``POST /webhooks/stripe``, as plain functions.
 
 Checks run cheapest first and each one refuses with a ``WebhookError``: content type (415), size
-(413, from Content-Length and again while reading), signature (400), JSON depth (400). Only then is
+(413, from Content-Length and again while reading), time to send the body (408), signature (400),
+JSON depth (400). Only then is
 the body turned into a message and written; the answer is 2xx only once the broker acknowledged it,
 503 when it did not within the deadline. Nothing is written for any 4xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,21 +65,27 @@ def _too_large(limit: int) -> WebhookError:
     return WebhookError(413, "payload_too_large", f"body is larger than {limit} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The raw body, refused as soon as it is known to exceed ``limit`` bytes, or when it takes
+    longer than ``timeout_s`` to arrive (a slow sender holds a connection and a request slot)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
     except ClientDisconnect as exc:
         raise WebhookError(400, "client_disconnected", "the body was not sent completely") from exc
+    except TimeoutError as exc:
+        raise WebhookError(
+            408, "request_timeout", f"the body did not arrive within {timeout_s:g} s"
+        ) from exc
     return b"".join(chunks)
 
 
@@ -117,6 +125,14 @@ def check_json_depth(body: bytes, max_depth: int) -> None:
         )
 
 
+OVERLOADED = WebhookError(
+    503,
+    "overloaded",
+    "too many webhooks are being handled right now; retry later",
+    headers={"Retry-After": str(RETRY_AFTER_S)},
+)
+
+
 async def publish(body: bytes, request_id: str, producer: AsyncProducer) -> Accepted:
     """Route and write one verified body; 503 unless the broker acknowledged it in time."""
     message = build_message(body, received_at=datetime.now(UTC), request_id=request_id)
@@ -138,7 +154,9 @@ async def receive(
 ) -> Accepted:
     """All checks in order, then the write."""
     check_content_type(request.headers.get("content-type"))
-    body = await read_body(request, settings.receiver_max_body_bytes)
+    body = await read_body(
+        request, settings.receiver_max_body_bytes, settings.receiver_read_timeout_s
+    )
     verify_signature(body, request.headers.get("stripe-signature"), settings)
     check_json_depth(body, settings.receiver_max_json_depth)
     return await publish(body, request_id, producer)

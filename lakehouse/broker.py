@@ -33,18 +33,27 @@ def _kafka_version() -> str:
 
 def ensure_jars(cache_dir: Path) -> Path:
     """The folder of the broker's jars, fetched with Maven on first use."""
-    jars = cache_dir / f"kafka-{_kafka_version()}"
+    return fetch_jars(
+        POM,
+        cache_dir / f"kafka-{_kafka_version()}",
+        "the local broker",
+        "or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS to an existing broker",
+    )
+
+
+def fetch_jars(pom: Path, jars: Path, what: str, otherwise: str, transitive: bool = True) -> Path:
+    """``jars``, filled once with the dependencies of ``pom`` by ``mvn`` from Maven Central."""
     if (jars / ".complete").exists():
         return jars
     if shutil.which("java") is None:
         raise BrokerError(
-            "Java 17+ is needed for the local broker: install a JDK (apt-get install "
-            "openjdk-17-jre-headless) or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"
+            f"Java 17+ is needed for {what}: install a JDK (apt-get install "
+            f"openjdk-17-jre-headless) {otherwise}"
         )
     if shutil.which("mvn") is None:
         raise BrokerError(
-            "Maven (mvn) is needed once to fetch the broker's jars: apt-get install "
-            "maven, or set LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS to an existing broker"
+            f"Maven (mvn) is needed once to fetch the jars of {what}: apt-get install maven, "
+            f"{otherwise}"
         )
     jars.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -52,16 +61,17 @@ def ensure_jars(cache_dir: Path) -> Path:
         "-q",
         "-B",
         "-f",
-        str(POM),
+        str(pom),
         "dependency:copy-dependencies",
         f"-DoutputDirectory={jars}",
         "-DincludeScope=runtime",
+        f"-DexcludeTransitive={str(not transitive).lower()}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
         raise BrokerError(
-            "could not fetch the broker's jars from Maven Central: " + " | ".join(tail)
+            f"could not fetch the jars of {what} from Maven Central: " + " | ".join(tail)
         )
     (jars / ".complete").touch()
     return jars

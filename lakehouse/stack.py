@@ -27,18 +27,22 @@ from lakehouse.prefect_api import (
     worker_online,
 )
 from lakehouse.supervisor import HOST, Service, http_ok, running_pid, start, stop
-from settings import Settings
+from settings import DEV_WEBHOOK_SECRET, Settings
 
 LOCAL_WORKER = "lakehouse-local"
 LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
 
 
-def prefect_server(prefect_home: Path, port: int, run_dir: Path, logs_dir: Path) -> Service:
-    """``prefect server start`` on 127.0.0.1:port with its SQLite database under prefect_home."""
+def prefect_server(
+    prefect_home: Path, port: int, run_dir: Path, logs_dir: Path, database_url: str | None = None
+) -> Service:
+    """``prefect server start`` on 127.0.0.1:port with its database at ``database_url``
+    (PostgreSQL: ``postgresql+asyncpg://…``), by default SQLite under prefect_home."""
     api_url = f"http://{HOST}:{port}/api"
+    database_url = database_url or f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}"
     env = {
         **prefect_env(api_url, prefect_home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_UI_API_URL": api_url,  # the UI otherwise calls 127.0.0.1:4200 whatever the port
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         # Deployment concurrency slots are leases; kept in memory (the default) they are lost with
@@ -100,6 +104,12 @@ def child_env(settings: Settings) -> dict[str, str]:
     return {"LAKEHOUSE_HOME": str(settings.home_abs)}
 
 
+def webhook_secrets(settings: Settings) -> list[str]:
+    """The secrets the embedded stack's receiver accepts: the configured ones, else (outside
+    production, which requires them) the development secret, passed to it explicitly."""
+    return settings.stripe_webhook_secrets or [DEV_WEBHOOK_SECRET]
+
+
 def services(settings: Settings) -> dict[str, Service]:
     """The long-running parts besides the broker, in start order."""
     runs, logs = run_dir(settings), settings.logs_dir
@@ -108,21 +118,36 @@ def services(settings: Settings) -> dict[str, Service]:
     receiver = f"http://{settings.receiver_host}:{settings.receiver_port}/health/live"
     mlflow = f"http://{HOST}:{settings.mlflow_port}/health"
     return {
-        "prefect-server": prefect_server(home, settings.prefect_port, runs, logs),
+        "prefect-server": prefect_server(
+            home, settings.prefect_port, runs, logs, settings.prefect_database_url
+        ),
         "prefect-worker": prefect_worker(api_url, home, runs, logs, env=env),
-        "receiver": _command(settings, "receiver", settings.receiver_port, receiver),
+        "receiver": _command(
+            settings,
+            "receiver",
+            settings.receiver_port,
+            receiver,
+            {"LAKEHOUSE_STRIPE_WEBHOOK_SECRETS": ",".join(webhook_secrets(settings))},
+        ),
         "mlflow": _command(settings, "mlflow", settings.mlflow_port, mlflow),
     }
 
 
-def _command(settings: Settings, name: str, port: int, health_url: str) -> Service:
-    """``lakehouse <name>`` as a service, ready once ``health_url`` answers."""
+def _command(
+    settings: Settings,
+    name: str,
+    port: int,
+    health_url: str,
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """``lakehouse <name>`` as a service (``env`` on top of ``child_env``), ready once
+    ``health_url`` answers."""
     return Service(
         name,
         (sys.executable, "-m", "lakehouse.cli", name),
         run_dir(settings) / f"{name}.pid",
         settings.logs_dir / f"{name}.log",
-        env=child_env(settings),
+        env={**child_env(settings), **(env or {})},
         port=port,
         marker=name,
         ready=lambda: http_ok(health_url),

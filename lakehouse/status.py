@@ -1,21 +1,23 @@
 """What ``lakehouse status`` reads: each part running or not, consumer lag per topic (the broker's
-end offsets against the offsets bronze recorded), and the freshness of every table. Reads only:
-nothing is started and no catalog or table is created."""
+end offsets against the offsets bronze recorded), the freshness of every table, and a batch the
+silver gates hold. Reads only: nothing is started and no catalog or table is created."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from flows.silver import held_batch
 from ingest.offsets import end_offsets, lag_per_topic
 from ingest.topics import ALL_TOPICS
 from lakehouse.broker import from_settings
 from lakehouse.stack import services
 from lakehouse.supervisor import running_pid
+from quality.decisions import HeldBatch
 from settings import Settings
 from warehouse import queries, watermarks
 from warehouse.catalog import get_catalog
-from warehouse.tables import BRONZE_WEBHOOK_EVENTS
+from warehouse.tables import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,11 @@ def table_freshness(settings: Settings) -> dict[str, datetime | None]:
     """Per table: the time of its newest snapshot (None: created, never written; missing: not
     created yet)."""
     return queries.freshness(get_catalog(settings)) if warehouse_exists(settings) else {}
+
+
+def silver_hold(settings: Settings) -> HeldBatch | None:
+    """The batch silver's gates hold (recorded by the stage that held it), or None."""
+    if not warehouse_exists(settings):
+        return None
+    silver = queries.existing_table(get_catalog(settings), SILVER_PAYMENT_EVENTS)
+    return None if silver is None else held_batch(silver)

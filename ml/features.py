@@ -2,20 +2,29 @@
 scoring so that they cannot drift apart.
 
 Grain of ``build_features``: one row per row of ``events``, in the same order: its keys, its own
-attributes (amount, card, country, decline code, local clock) and aggregates of the same customer,
-card, order and merchant. An aggregate of an event at time t reads only rows of ``history ∪ events``
-whose ``provider_created_at`` is strictly before t (second resolution, as Stripe stamps events) and
-at most ``LOOKBACK`` before it. Features therefore never see the future, and scoring with a history
-that starts ``HISTORY`` before the batch (``history_start``) gives the same values as training on
-the full history.
+attributes (card, country, decline code, local clock) and aggregates of the same customer, card,
+order, merchant and currency. An aggregate of an event at time t reads only rows of
+``history ∪ events`` whose ``provider_created_at`` is strictly before t (second resolution, as
+Stripe stamps events) and at most ``LOOKBACK`` before it. Features therefore never see the future,
+and scoring with a history that starts ``HISTORY`` before the batch (``history_start``) gives the
+same values as training on the full history.
+
+Money is never added up across currencies: amounts in major units of JPY, USD and KWD differ by
+orders of magnitude for the same basket. Every amount feature (``AMOUNT_FEATURES``) is a ratio of
+amounts of one currency: the event's amount against the same customer's, the same merchant's or
+the whole currency's mean successful payment in that currency over the last 30 days (windows keyed
+by (customer, currency), (merchant, currency) and currency). Ratios are unit-free, so they are
+comparable across currencies and do not depend on a currency's minor-unit exponent.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 
 from ml.windows import KeyedWindows, keyed_windows
 
@@ -44,6 +53,7 @@ UTC_OFFSET_HOURS = {"US": -5, "CA": -5, "MX": -6, "BR": -3, "GB": 0, "DE": 1, "F
 INPUT_COLUMNS: dict[str, pl.DataType] = {
     "event_id": pl.String(), "event_type": pl.String(), "merchant_id": pl.String(),
     "customer_id": pl.String(), "charge_id": pl.String(), "amount": pl.Float64(),
+    "currency": pl.String(),
     "card_brand": pl.String(), "card_last_four": pl.String(), "card_country": pl.String(),
     "customer_country": pl.String(), "decline_code": pl.String(), "dispute_reason": pl.String(),
     "metadata": pl.String(), "provider_created_at": pl.Datetime("us", "UTC"),
@@ -52,26 +62,30 @@ CATEGORICAL = ("decline_code_cat", "card_brand_cat", "customer_country_cat")
 DELAY_FEATURES = ("delay_hours", "retry_local_hour", "retry_day_of_week", "retry_day_of_month",
                   "retry_crosses_month_start", "retry_crosses_mid_month", "retry_crosses_friday")
 FRAUD_FEATURES = (
-    "log_amount", "local_hour", "day_of_week", "is_foreign_card", "card_brand_cat",
+    "log_amount_vs_currency", "local_hour", "day_of_week", "is_foreign_card", "card_brand_cat",
     "customer_country_cat", "c_attempts_1h", "c_attempts_24h", "c_attempts_7d", "c_success_30d",
-    "c_fail_24h", "c_mean_amount_30d", "amount_vs_mean_30d", "c_new_cards_7d",
+    "c_fail_24h", "c_mean_amount_vs_currency_30d", "amount_vs_mean_30d", "c_new_cards_7d",
     "c_hours_since_success", "c_hours_since_attempt", "c_days_seen", "c_disputes_30d",
     "c_night_share_30d", "c_foreign_share_30d", "card_is_new", "card_attempts_24h",
     "card_attempts_30d", "m_attempts_7d", "m_fail_rate_7d", "m_fraud_dispute_rate_30d",
     "m_dispute_rate_30d", "amount_vs_merchant_mean",
 )
 RETRY_FEATURES = (
-    "decline_code_cat", "log_amount", "customer_country_cat", "local_hour", "day_of_week",
-    "day_of_month", "c_fail_30d", "c_success_30d", "c_fail_rate_30d", "c_hours_since_success",
-    "c_success_trend", "o_prior_failures", "o_hours_since_first", "amount_vs_mean_30d",
-    "m_fail_rate_7d", "card_is_new", *DELAY_FEATURES,
+    "decline_code_cat", "log_amount_vs_currency", "customer_country_cat", "local_hour",
+    "day_of_week", "day_of_month", "c_fail_30d", "c_success_30d", "c_fail_rate_30d",
+    "c_hours_since_success", "c_success_trend", "o_prior_failures", "o_hours_since_first",
+    "amount_vs_mean_30d", "m_fail_rate_7d", "card_is_new", *DELAY_FEATURES,
 )
 CHURN_FEATURES = (
-    "is_failed_event", "log_amount", "customer_country_cat", "c_attempts_7d", "c_attempts_30d",
-    "c_success_7d", "c_success_30d", "c_success_trend", "c_fail_24h", "c_fail_30d",
-    "c_fail_rate_30d", "c_hours_since_success", "c_hours_since_attempt", "c_days_seen",
-    "c_mean_amount_30d", "amount_trend", "amount_vs_mean_30d", "c_refunds_30d", "c_disputes_30d",
+    "is_failed_event", "log_amount_vs_currency", "customer_country_cat", "c_attempts_7d",
+    "c_attempts_30d", "c_success_7d", "c_success_30d", "c_success_trend", "c_fail_24h",
+    "c_fail_30d", "c_fail_rate_30d", "c_hours_since_success", "c_hours_since_attempt",
+    "c_days_seen", "c_mean_amount_vs_currency_30d", "amount_trend", "amount_vs_mean_30d",
+    "c_refunds_30d", "c_disputes_30d",
 )
+#: The features that read amounts: each a ratio of amounts of the event's own currency.
+AMOUNT_FEATURES = ("log_amount_vs_currency", "amount_vs_mean_30d", "amount_trend",
+                   "c_mean_amount_vs_currency_30d", "amount_vs_merchant_mean")
 KEY_COLUMNS = ("event_id", "event_type", "merchant_id", "customer_id", "provider_created_at")
 
 
@@ -85,12 +99,17 @@ _CUSTOMER = KeyedWindows(
           ("c_attempts_7d", "_attempt", 7 * D), ("c_attempts_30d", "_attempt", 30 * D),
           ("c_success_7d", "_success", 7 * D), ("c_success_30d", "_success", 30 * D),
           ("c_fail_24h", "_failure", D), ("c_fail_30d", "_failure", 30 * D),
-          ("_c_amount_7d", "_success_amount", 7 * D), ("_c_amount_30d", "_success_amount", 30 * D),
           ("c_new_cards_7d", "_card_first", 7 * D), ("c_disputes_30d", "_dispute", 30 * D),
           ("_c_night_30d", "_night", 30 * D), ("_c_foreign_30d", "_foreign", 30 * D),
           ("c_refunds_30d", "_refund", 30 * D)),
     hours_since=(("c_hours_since_success", "_success"), ("c_hours_since_attempt", "_attempt")),
     since_first=("c_days_seen", D),
+)
+_CUSTOMER_CURRENCY = KeyedWindows(
+    ("customer_id", "currency"),
+    sums=(("_cc_success_7d", "_success", 7 * D), ("_cc_success_30d", "_success", 30 * D),
+          ("_cc_amount_7d", "_success_amount", 7 * D),
+          ("_cc_amount_30d", "_success_amount", 30 * D)),
 )
 _ORDER = KeyedWindows(("customer_id", "_order_id"),
                       sums=(("o_prior_failures", "_failure", 30 * D),),
@@ -99,7 +118,15 @@ _MERCHANT = KeyedWindows(
     ("merchant_id",),
     sums=(("m_attempts_7d", "_attempt", 7 * D), ("_m_fail_7d", "_failure", 7 * D),
           ("_m_success_30d", "_success", 30 * D), ("_m_fraud_30d", "_fraud_dispute", 30 * D),
-          ("_m_disputes_30d", "_dispute", 30 * D), ("_m_amount_30d", "_success_amount", 30 * D)),
+          ("_m_disputes_30d", "_dispute", 30 * D)),
+)
+_MERCHANT_CURRENCY = KeyedWindows(
+    ("merchant_id", "currency"),
+    sums=(("_mc_success_30d", "_success", 30 * D), ("_mc_amount_30d", "_success_amount", 30 * D)),
+)
+_CURRENCY = KeyedWindows(
+    ("currency",),
+    sums=(("_cur_success_30d", "_success", 30 * D), ("_cur_amount_30d", "_success_amount", 30 * D)),
 )
 # fmt: on
 
@@ -136,20 +163,43 @@ def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) ->
             "_q", *KEY_COLUMNS, "_clock", "amount", "card_last_four", *_own_features()
         ),
         card.filter(asked).select("card_attempts_24h", "card_attempts_30d"),
-        keyed_windows(people, _CUSTOMER, _LOOKBACK_S, wanted=query),
-        keyed_windows(people, _ORDER, _LOOKBACK_S, wanted=query),
+        *(
+            keyed_windows(people, spec, _LOOKBACK_S, wanted=query)
+            for spec in (_CUSTOMER, _CUSTOMER_CURRENCY, _ORDER)
+        ),
     ]
     mine = pl.concat(parts, how="horizontal")
-    shops = frame if history is None else _rows_sharing(frame, "merchant_id")
-    merchant = pl.concat(
-        [
-            shops.filter(query).select("_q"),
-            keyed_windows(shops, _MERCHANT, _LOOKBACK_S, wanted=query),
-        ],
-        how="horizontal",
+    shops = _shared_windows(
+        frame, history is not None, "merchant_id", _MERCHANT, _MERCHANT_CURRENCY
     )
-    out = mine.join(merchant, on="_q", how="left").sort("_q")
-    return _derived(out).drop("_q", "amount", "card_last_four", "^_c_.*$", "^_m_.*$")
+    money = _shared_windows(frame, history is not None, "currency", _CURRENCY)
+    out = mine.join(shops, on="_q", how="left").join(money, on="_q", how="left").sort("_q")
+    return _derived(out).drop(
+        "amount", "card_last_four", cs.starts_with("_") - cs.by_name("_clock")
+    )
+
+
+def _shared_windows(
+    frame: pl.DataFrame, trim: bool, key: str, *specs: KeyedWindows
+) -> pl.DataFrame:
+    """``_q`` and the windows of ``specs`` for the query rows, over the rows sharing their ``key``
+    (all rows unless ``trim``; then only rows ``LOOKBACK`` before the first query row or later:
+    these windows read nothing older, unlike the customer's, which need ``HISTORY``)."""
+    query = pl.col("_q").is_not_null()
+    rows = frame
+    if trim:
+        first = frame.filter(query)["_t"].min()
+        rows = _rows_sharing(frame, key).filter(pl.col("_t") >= first - _LOOKBACK_S)
+    windows = [keyed_windows(rows, spec, _LOOKBACK_S, wanted=query) for spec in specs]
+    return pl.concat([rows.filter(query).select("_q"), *windows], how="horizontal")
+
+
+@cache
+def feature_names() -> frozenset[str]:
+    """What a model's features can name: every column ``build_features`` gives and the delay
+    features ``with_retry_delay`` adds."""
+    built = build_features(pl.DataFrame(schema=INPUT_COLUMNS)).columns
+    return frozenset(built) | frozenset(DELAY_FEATURES)
 
 
 def with_retry_delay(features: pl.DataFrame, delay_hours: pl.Expr | float) -> pl.DataFrame:
@@ -250,7 +300,6 @@ def _own_features() -> list[pl.Expr]:
     """Features of the event itself."""
     clock, country = pl.col("_clock"), pl.col("customer_country")
     return [
-        (pl.col("amount").clip(0) + 1).log().alias("log_amount"),
         (clock.dt.hour() + clock.dt.minute() / 60).cast(pl.Float64).alias("local_hour"),
         clock.dt.weekday().cast(pl.Float64).alias("day_of_week"),
         clock.dt.day().cast(pl.Float64).alias("day_of_month"),
@@ -269,12 +318,16 @@ def _ratio(num: str | pl.Expr, den: str | pl.Expr) -> pl.Expr:
 
 
 def _derived(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rates and ratios of the windowed aggregates."""
-    mean_30d = _ratio("_c_amount_30d", "c_success_30d")
+    """Rates and ratios of the windowed aggregates; amounts only against amounts of the same
+    currency (``AMOUNT_FEATURES``)."""
+    amount = pl.col("amount")
+    mean_30d = _ratio("_cc_amount_30d", "_cc_success_30d")  # the customer's, in this currency
+    currency_30d = _ratio("_cur_amount_30d", "_cur_success_30d")
     return frame.with_columns(
-        c_mean_amount_30d=mean_30d,
-        amount_vs_mean_30d=_ratio(pl.col("amount"), mean_30d),
-        amount_trend=_ratio(_ratio("_c_amount_7d", "c_success_7d"), mean_30d),
+        log_amount_vs_currency=pl.when(amount > 0).then((amount / currency_30d).log()),
+        c_mean_amount_vs_currency_30d=_ratio(mean_30d, currency_30d),
+        amount_vs_mean_30d=_ratio(amount, mean_30d),
+        amount_trend=_ratio(_ratio("_cc_amount_7d", "_cc_success_7d"), mean_30d),
         c_success_trend=_ratio(pl.col("c_success_7d") * (30 / 7), "c_success_30d"),
         c_fail_rate_30d=_ratio("c_fail_30d", "c_attempts_30d"),
         c_night_share_30d=_ratio("_c_night_30d", "c_attempts_30d"),
@@ -285,5 +338,5 @@ def _derived(frame: pl.DataFrame) -> pl.DataFrame:
         m_fail_rate_7d=_ratio("_m_fail_7d", "m_attempts_7d"),
         m_fraud_dispute_rate_30d=_ratio("_m_fraud_30d", "_m_success_30d"),
         m_dispute_rate_30d=_ratio("_m_disputes_30d", "_m_success_30d"),
-        amount_vs_merchant_mean=_ratio(pl.col("amount"), _ratio("_m_amount_30d", "_m_success_30d")),
+        amount_vs_merchant_mean=_ratio(amount, _ratio("_mc_amount_30d", "_mc_success_30d")),
     )

@@ -104,9 +104,15 @@ def retry_policy(
 
 #: What a simple rule looks at, per task: the baseline a model must beat.
 BASELINE_FEATURES: dict[str, tuple[str, ...]] = {
-    "fraud": ("log_amount", "is_foreign_card", "card_is_new", "local_hour", "c_attempts_24h"),
+    "fraud": (
+        "log_amount_vs_currency",
+        "is_foreign_card",
+        "card_is_new",
+        "local_hour",
+        "c_attempts_24h",
+    ),
     "retry": ("decline_code_cat", "delay_hours"),
-    "churn": ("c_hours_since_success", "c_attempts_30d", "c_mean_amount_30d"),
+    "churn": ("c_hours_since_success", "c_attempts_30d", "c_mean_amount_vs_currency_30d"),
 }
 
 

@@ -2,15 +2,19 @@
 functions that use it: ``import mlflow`` takes 4.8 s, and a process without a model store (a
 micro-batch before the first training) never pays it.
 
-Store: ``settings.resolved_mlflow_tracking_uri`` (SQLite under the lakehouse home by default),
-artifacts under ``settings.mlflow_artifacts_dir``; one experiment per registered model.
+Store: ``settings.resolved_mlflow_tracking_uri`` (SQLite under the lakehouse home by default, or a
+database in PostgreSQL, or an MLflow server), artifacts under ``settings.resolved_mlflow_artifacts``
+(a folder under the home by default, or ``s3://…`` with the endpoint and credentials of the catalog
+properties); one experiment per registered model.
 
 ``register_model`` logs a trained model's run (parameters, holdout metrics next to the baseline's,
-the feature list, the LightGBM model), registers a new version and decides champion/challenger:
-the alias ``champion`` moves to the new version only if its primary metric is at least the current
-champion's **on the new holdout** (the champion is re-scored on it). The decision and both figures
-are logged to the run. ``load_champion`` is what scoring calls: cached per process, it asks the
-registry where the alias points (one cheap query) and loads a model only when the alias moved.
+the feature list, the LightGBM model), registers a new version and decides champion/challenger
+(``promotion``): the alias ``champion`` moves to the new version only if its primary metric on the
+holdout is **higher** than its baseline's and, when a champion exists, higher than the champion's
+**on the same holdout** (the champion is re-scored on it); a tie keeps the champion. The decision,
+its reason and the figures are logged to the run. ``load_champion`` is what scoring calls: cached
+per process, it asks the registry where the alias points (one cheap query) and loads a model only
+when the alias moved.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import polars as pl
 from ml.features import design_matrix
 from ml.metrics import evaluate
 from ml.names import MODEL_NAMES
-from settings import Settings, get_settings
+from settings import Settings, export_s3_environment, get_settings
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -74,9 +78,11 @@ class Decision:
     run_id: str
     metric: str
     challenger: float
+    baseline: float
     champion: float | None
     champion_version: str | None
     promoted: bool
+    reason: str
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,6 +111,7 @@ def register_model(model: TrainedModel, settings: Settings | None = None) -> Dec
             _finite(
                 {
                     f"challenger_{decision.metric}": decision.challenger,
+                    f"baseline_{decision.metric}": decision.baseline,
                     f"champion_{decision.metric}": decision.champion,
                     "promoted": float(decision.promoted),
                 }
@@ -113,6 +120,7 @@ def register_model(model: TrainedModel, settings: Settings | None = None) -> Dec
         mlflow.set_tags(
             {
                 "decision": "promoted" if decision.promoted else "kept_champion",
+                "decision_reason": decision.reason,
                 "champion_version_before": decision.champion_version or "",
             }
         )
@@ -146,24 +154,47 @@ def _log_training(mlflow: Any, model: TrainedModel) -> None:
 def _decide(
     client: MlflowClient, model: TrainedModel, version: str, run_id: str, settings: Settings
 ) -> Decision:
-    """Re-score the current champion on this model's holdout and compare primary metrics."""
+    """Re-score the current champion on this model's holdout and apply ``promotion``."""
     metric = model.spec.primary_metric
-    challenger = model.metrics[metric]
     current = _alias_version(client, model.spec.name)
     champion_value: float | None = None
     if current is not None:
         champion = load_version(model.spec.name, current, settings)
         if set(champion.features) <= set(model.holdout.columns):
             champion_value = evaluate(model.spec.kind, champion.predict, model.holdout)[metric]
-    promoted = (
-        current is None
-        or champion_value is None
-        or math.isnan(champion_value)
-        or (not math.isnan(challenger) and challenger >= champion_value)
-    )
+    challenger, baseline = model.metrics[metric], model.baseline_metrics[metric]
+    promoted, reason = promotion(challenger, baseline, current, champion_value)
     return Decision(
-        model.spec.name, version, run_id, metric, challenger, champion_value, current, promoted
+        model.spec.name,
+        version,
+        run_id,
+        metric,
+        challenger,
+        baseline,
+        champion_value,
+        current,
+        promoted,
+        reason,
     )
+
+
+def promotion(
+    challenger: float, baseline: float, champion_version: str | None, champion: float | None
+) -> tuple[bool, str]:
+    """Whether a version with ``challenger`` on the holdout becomes champion, and why.
+
+    It must beat its baseline, and the current champion re-scored on the same holdout (a tie
+    does not promote). A champion that cannot be scored on it (its features are no longer built,
+    or its metric is undefined there) cannot score gold either: beating the baseline suffices."""
+    if not challenger > baseline:  # NaN never beats
+        return False, f"does not beat its baseline ({challenger:.4f} vs {baseline:.4f})"
+    if champion_version is None:
+        return True, "first champion; beats its baseline"
+    if champion is None or math.isnan(champion):
+        return True, f"champion v{champion_version} cannot be scored on this holdout"
+    if challenger > champion:
+        return True, f"beats champion v{champion_version} ({challenger:.4f} vs {champion:.4f})"
+    return False, f"does not beat champion v{champion_version} ({challenger:.4f} vs {champion:.4f})"
 
 
 def load_champion(name: str, settings: Settings | None = None) -> Champion | None:
@@ -229,6 +260,8 @@ def _client(settings: Settings) -> MlflowClient:
     import mlflow
 
     uri = settings.resolved_mlflow_tracking_uri
+    if settings.resolved_mlflow_artifacts.startswith("s3://"):
+        export_s3_environment(settings)  # boto3 reads the endpoint and checksum mode there
     if mlflow.get_tracking_uri() != uri:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -253,9 +286,10 @@ def _experiment(client: MlflowClient, name: str, settings: Settings) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = settings.mlflow_artifacts_dir / name
-    location.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(name, artifact_location=location.as_uri())
+    location = f"{settings.resolved_mlflow_artifacts}/{name}"
+    if location.startswith("file://"):
+        Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=location)
 
 
 def _lightgbm_requirement() -> str:

@@ -9,7 +9,12 @@ batch order, with exactly the columns of ``gold.payment_scores``:
 - churn: every eligible event of a known customer, the customer's churn risk at event time.
 
 A model without a champion leaves its columns null and is listed in ``missing_models``; scoring
-never raises for that. MLflow is not imported here: champions come in as arguments.
+never raises for that. Nor for a champion trained on features that are no longer built (renamed
+or dropped since): it counts as missing (``servable``) until training replaces it. MLflow is not
+imported here: champions come in as arguments.
+
+``stale_scores`` says which score rows a champion should have scored but did not (written before
+it was registered, or by a version since replaced): what ``rescore`` scores again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import polars as pl
 
-from ml.features import CHARGE_SUCCEEDED, FAILED, SUCCEEDED, build_features, select_inputs
+from ml.features import (
+    CHARGE_SUCCEEDED,
+    FAILED,
+    SUCCEEDED,
+    build_features,
+    feature_names,
+    select_inputs,
+)
 from ml.metrics import CANDIDATE_DELAYS_H, recommend
 from ml.names import CHURN, FRAUD, MODEL_NAMES, RETRY
 from transforms.schemas import GOLD_PAYMENT_SCORES
@@ -34,6 +46,21 @@ if TYPE_CHECKING:
 FRAUD_TYPES = (SUCCEEDED, CHARGE_SUCCEEDED)
 RETRY_TYPES = (FAILED,)
 ELIGIBLE_TYPES = (*FRAUD_TYPES, *RETRY_TYPES)
+#: The eligible events each model scores (its columns stay null on the others).
+SCORED_BY: dict[str, pl.Expr] = {
+    FRAUD: pl.col("event_type").is_in(FRAUD_TYPES),
+    RETRY: pl.col("event_type").is_in(RETRY_TYPES),
+    CHURN: pl.col("customer_id").is_not_null(),
+}
+#: The prefix of each model's columns in ``gold.payment_scores``.
+PREFIX = {FRAUD: "fraud", RETRY: "retry", CHURN: "churn"}
+#: The score columns ``stale_scores`` reads.
+STALE_COLUMNS = (
+    "event_id",
+    "event_type",
+    "customer_id",
+    *(f"{p}_model_version" for p in PREFIX.values()),
+)
 SCORE_SCHEMA: pl.Schema = GOLD_PAYMENT_SCORES.polars
 T = TypeVar("T")
 _KEYS = ("event_id", "event_type", "merchant_id", "customer_id", "provider_created_at")
@@ -63,6 +90,7 @@ def score_events(
     """
     if scored_at.tzinfo is None:
         raise ValueError("scored_at must be timezone-aware")
+    champions = servable(champions)
     eligible = events.filter(pl.col("event_type").is_in(ELIGIBLE_TYPES))
     missing = tuple(name for name in MODEL_NAMES if champions.get(name) is None)
     if eligible.is_empty():
@@ -72,21 +100,35 @@ def score_events(
     if history is not None:
         context = pl.concat([context, select_inputs(history)])
     feats = clock("features", build_features, eligible, context)
-    kind = pl.col("event_type")
     columns = {
-        **clock(FRAUD, _single, feats, kind.is_in(FRAUD_TYPES), champions.get(FRAUD), "fraud"),
-        **clock(RETRY, _retry, feats, kind.is_in(RETRY_TYPES), champions.get(RETRY)),
-        **clock(
-            CHURN,
-            _single,
-            feats,
-            pl.col("customer_id").is_not_null(),
-            champions.get(CHURN),
-            "churn",
-        ),
+        **clock(FRAUD, _single, feats, SCORED_BY[FRAUD], champions.get(FRAUD), PREFIX[FRAUD]),
+        **clock(RETRY, _retry, feats, SCORED_BY[RETRY], champions.get(RETRY)),
+        **clock(CHURN, _single, feats, SCORED_BY[CHURN], champions.get(CHURN), PREFIX[CHURN]),
     }
     scores = _conform(feats.select(_KEYS).with_columns(**columns), scored_at)
     return ScoreResult(scores, missing, clock.seconds)
+
+
+def stale_scores(scores: pl.DataFrame, champions: Mapping[str, Champion | None]) -> pl.Series:
+    """Event ids of the ``scores`` rows (``STALE_COLUMNS``) that a model with a champion scores
+    (``SCORED_BY``) but whose version column is null or names another version."""
+    stale = pl.lit(False)
+    for name, champion in servable(champions).items():
+        if champion is None:
+            continue
+        version = pl.col(f"{PREFIX[name]}_model_version")
+        other = version.is_null() | (version != champion.version)
+        stale = stale | (SCORED_BY[name].fill_null(False) & other)
+    return scores.filter(stale)["event_id"]
+
+
+def servable(champions: Mapping[str, Champion | None]) -> dict[str, Champion | None]:
+    """``champions`` with None for those whose features are not all built any more."""
+    built = feature_names()
+    return {
+        name: c if c is not None and set(c.features) <= built else None
+        for name, c in champions.items()
+    }
 
 
 class _Clock:

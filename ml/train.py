@@ -2,9 +2,14 @@
 
 Grain of a training set: fraud — one row per settled successful payment; retry — one row per
 settled failed payment that was retried (the delay it was retried after is a feature); churn —
-one row per settled payment attempt of a known customer. The holdout is the last
-``HOLDOUT_SHARE`` of the labelled period; the first ``WARMUP`` of history is skipped because its
-features cannot look back ``LOOKBACK`` yet.
+one row per settled payment attempt of a known customer. The first ``WARMUP`` of history is
+skipped because its features cannot look back ``LOOKBACK`` yet.
+
+The holdout is the last ``HOLDOUT_SHARE`` of the labelled period left after an **embargo** as
+long as the task's label horizon (``ModelSpec.horizon``, from ``ml.labels``): a training row's
+label is read from the events of the horizon after it, so a training row whose label window
+reaches the holdout's first second would let the holdout's own events into training. Those rows
+are dropped: every training row is more than one horizon before the holdout.
 """
 
 from __future__ import annotations
@@ -48,19 +53,21 @@ PARAMS: dict[str, object] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A task: its registered name, features, label builder and the metric champions compete on."""
+    """A task: its registered name, features, label builder, how far after an event its label
+    looks (the embargo before the holdout) and the metric champions compete on."""
 
     kind: str
     name: str
     features: tuple[str, ...]
     labeller: Callable[[pl.DataFrame], pl.DataFrame]
+    horizon: timedelta
     primary_metric: str
 
 
 SPECS: dict[str, ModelSpec] = {
-    "fraud": ModelSpec("fraud", FRAUD, F.FRAUD_FEATURES, L.fraud_labels, "pr_auc"),
-    "retry": ModelSpec("retry", RETRY, F.RETRY_FEATURES, L.retry_labels, "auc"),
-    "churn": ModelSpec("churn", CHURN, F.CHURN_FEATURES, L.churn_labels, "auc"),
+    "fraud": ModelSpec("fraud", FRAUD, F.FRAUD_FEATURES, L.fraud_labels, L.FRAUD_HORIZON, "pr_auc"),
+    "retry": ModelSpec("retry", RETRY, F.RETRY_FEATURES, L.retry_labels, L.RETRY_HORIZON, "auc"),
+    "churn": ModelSpec("churn", CHURN, F.CHURN_FEATURES, L.churn_labels, L.CHURN_HORIZON, "auc"),
 }
 
 
@@ -98,27 +105,35 @@ class TrainedModel:
 
 
 def datasets(silver: pl.DataFrame, kinds: tuple[str, ...] = tuple(SPECS)) -> dict[str, Dataset]:
-    """Features once for all of silver, joined to each task's labels and split in time."""
+    """Features once for all of silver, joined to each task's labels and split in time with the
+    task's embargo; a task whose history is too short for both sides is left out."""
     feats = F.build_features(silver)
     start = silver["provider_created_at"].min() + WARMUP
     out = {}
     for kind in kinds:
-        rows = feats.join(SPECS[kind].labeller(silver), on="event_id", how="inner")
+        spec = SPECS[kind]
+        rows = feats.join(spec.labeller(silver), on="event_id", how="inner")
         rows = rows.filter(pl.col("provider_created_at") >= start)
-        if rows.select(pl.col("label").n_unique()).item() < 2:
-            continue  # too little history for this task's labels (churn needs 30 days ahead)
         if kind == "retry":
             rows = F.with_retry_delay(rows, pl.col("delay_hours"))
-        out[kind] = split_in_time(rows.sort("provider_created_at"))
+        data = split_in_time(rows.sort("provider_created_at"), embargo=spec.horizon)
+        if all(part["label"].n_unique() == 2 for part in (data.train, data.holdout)):
+            out[kind] = data  # else too little history for this task's labels and embargo
     return out
 
 
-def split_in_time(rows: pl.DataFrame, share: float = HOLDOUT_SHARE) -> Dataset:
-    """The last ``share`` of the rows' time span is the holdout."""
+def split_in_time(
+    rows: pl.DataFrame, share: float = HOLDOUT_SHARE, embargo: timedelta = timedelta(0)
+) -> Dataset:
+    """The last ``share`` of the rows' time span less the ``embargo`` is the holdout; training
+    rows are those more than ``embargo`` before its first second (empty when the span is shorter
+    than the embargo)."""
     t = rows["provider_created_at"]
-    cut = t.min() + (t.max() - t.min()) * (1 - share)
+    if rows.is_empty() or t.max() - t.min() <= embargo:
+        return Dataset(rows.clear(), rows.clear())
+    cut = t.max() - (t.max() - t.min() - embargo) * share
     return Dataset(
-        rows.filter(pl.col("provider_created_at") < cut),
+        rows.filter(pl.col("provider_created_at") < cut - embargo),
         rows.filter(pl.col("provider_created_at") >= cut),
     )
 
@@ -128,7 +143,8 @@ def train_model(
 ) -> TrainedModel:
     """Fit LightGBM: early stopping on the last fifth of the training period picks the number of
     rounds, then a refit on the whole training period. Score the holdout; fit and score the
-    baseline on the same rows."""
+    baseline on the same rows. (The early-stopping split has no embargo: it only picks a number
+    of rounds, and the holdout that decides promotion is embargoed.)"""
     spec = SPECS[kind]
     params = {**PARAMS, **(params or {})}
     started = time.perf_counter()
@@ -151,11 +167,13 @@ def train_model(
     linear = linear_predictor(data.train, spec.features)
     model.linear_metrics = evaluate(kind, linear, data.holdout, data.train)
     model.info = {
-        "baseline": f"logistic regression on {', '.join(BASELINE_FEATURES[kind])}",
+        "baseline_model": f"logistic regression on {', '.join(BASELINE_FEATURES[kind])}",
         "rounds": rounds,
         "rows_train": data.train.height,
         "rows_holdout": data.holdout.height,
+        "train_until": str(data.train["provider_created_at"].max()),
         "holdout_from": str(data.holdout["provider_created_at"].min()),
+        "embargo_days": spec.horizon / timedelta(days=1),
     }
     return model
 

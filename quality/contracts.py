@@ -2,7 +2,8 @@
 
 ``bronze.webhook_events`` ↔ ``BronzeWebhookEvent``, ``silver.payment_events`` ↔
 ``SilverPaymentEvent``, ``silver.quarantine`` ↔ ``SilverQuarantine``, ``gold.payment_scores`` ↔
-``GoldPaymentScore``, ``gold.merchant_daily`` ↔ ``GoldMerchantDaily``.
+``GoldPaymentScore``, ``gold.merchant_daily`` ↔ ``GoldMerchantDaily``, ``gold.reconciliation`` ↔
+``GoldReconciliation``.
 
 Columns, order, types and nullability come from ``transforms.schemas`` (the one definition of
 each table); only the checks on values are written here.
@@ -23,9 +24,17 @@ import pandera.polars as pa
 import polars as pl
 from pandera.polars import Check
 
-from settings.names import ALL_TOPICS, DLQ_REASONS, ERROR_CODES, PROVIDER_STRIPE
+from settings.names import (
+    ALL_TOPICS,
+    DLQ_REASONS,
+    ERROR_CODES,
+    LISTINGS,
+    PROVIDER_STRIPE,
+    SOURCE_RECONCILIATION,
+)
 from transforms import schemas
-from transforms.currency import EXPONENTS
+from transforms.events import SCHEMA_VERSION
+from transforms.money import CURRENCIES
 from transforms.normalize import EVENT_TYPES, NULL_STRINGS, UNIFIED_TYPES
 from transforms.schemas import TableSchema
 
@@ -90,6 +99,7 @@ BronzeWebhookEvent = contract(
         "partition": _NON_NEGATIVE,
         "offset": _NON_NEGATIVE,
         "dlq_reason": Check.isin(list(DLQ_REASONS)),
+        "source": Check.isin([SOURCE_RECONCILIATION]),
     },
     unique=("delivery_id",),
 )
@@ -109,8 +119,9 @@ SilverPaymentEvent = contract(
         "merchant_id": _text(),
         "customer_id": _text(),
         "amount_minor": _NON_NEGATIVE,
-        "currency": Check.isin(list(EXPONENTS)),
+        "currency": Check.isin(list(CURRENCIES)),
         "amount": _NON_NEGATIVE,
+        "object_amount_minor": _NON_NEGATIVE,
         "payment_method_type": _text(),
         "card_brand": _text(),
         "card_last_four": _text(Check.str_matches(r"^[0-9]{4}$")),
@@ -122,7 +133,8 @@ SilverPaymentEvent = contract(
         "failure_message": _text(),
         "dispute_reason": _text(),
         "metadata": _text(Check.str_startswith("{")),
-        "schema_version": Check.eq(1),
+        "api_version": _text(),
+        "schema_version": Check.eq(SCHEMA_VERSION),
     },
     unique=("event_id",),
 )
@@ -165,11 +177,30 @@ GoldMerchantDaily = contract(
         "payments_canceled": _NON_NEGATIVE,
         "refunds": _NON_NEGATIVE,
         "disputes": _NON_NEGATIVE,
+        "refund_volume_minor": _NON_NEGATIVE,
+        "refund_volume": _NON_NEGATIVE,
+        "dispute_volume_minor": _NON_NEGATIVE,
+        "dispute_volume": _NON_NEGATIVE,
         "refund_rate": Check.ge(0.0),
         "dispute_rate": Check.ge(0.0),
         "mean_fraud_score": _PROBABILITY,
     },
     unique_together=("merchant_id", "day", "currency"),
+)
+
+GoldReconciliation = contract(
+    "GoldReconciliation",
+    schemas.GOLD_RECONCILIATION,
+    {
+        "provider": Check.isin([PROVIDER_STRIPE]),
+        "listing": Check.isin(list(LISTINGS)),
+        "provider_events": _NON_NEGATIVE,
+        "in_bronze": _NON_NEGATIVE,
+        "recovered_earlier": _NON_NEGATIVE,
+        "recovered": _NON_NEGATIVE,
+        "still_missing": _NON_NEGATIVE,
+    },
+    unique_together=("run_id", "provider", "day"),
 )
 
 #: Table name -> its row contract.
@@ -181,6 +212,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         (schemas.SILVER_QUARANTINE, SilverQuarantine),
         (schemas.GOLD_PAYMENT_SCORES, GoldPaymentScore),
         (schemas.GOLD_MERCHANT_DAILY, GoldMerchantDaily),
+        (schemas.GOLD_RECONCILIATION, GoldReconciliation),
     )
 }
 

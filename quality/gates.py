@@ -29,11 +29,19 @@ _QUOTE_CHARS = 120
 
 
 class Failure(NamedTuple):
-    """One failed expectation: its type, its column (if any) and what was observed."""
+    """One failed expectation: its type, its column (if any), what was observed and — when the
+    gate was asked ``with_rows`` — the positions of the batch's rows it flagged (empty for
+    expectations about the whole batch)."""
 
     expectation: str
     column: str | None
     observed: str
+    rows: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """``expectation_type(column)``, for messages and quarantine details."""
+        return f"{self.expectation}({self.column or ''})"
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class GateResult:
     @property
     def failed_expectations(self) -> list[str]:
         """``"expectation_type(column)"`` of each failure, for messages."""
-        return [f"{f.expectation}({f.column or ''})" for f in self.failed]
+        return [f.name for f in self.failed]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no raw GE result) for run artifacts."""
@@ -59,7 +67,7 @@ class GateResult:
             "suite": self.suite,
             "success": self.success,
             "evaluated_expectations": self.evaluated_expectations,
-            "failed": [f._asdict() for f in self.failed],
+            "failed": [{**f._asdict(), "rows": len(f.rows)} for f in self.failed],
             "rows": self.rows,
             "validated_at": self.validated_at.isoformat(),
         }
@@ -153,6 +161,7 @@ def _failures(validation: Any) -> list[Failure]:
             expectation=r.expectation_config.type,
             column=_column(r.expectation_config.kwargs),
             observed=_observed(r),
+            rows=tuple(int(i) for i in (r.result or {}).get("unexpected_index_list") or ()),
         )
         for r in validation.results
         if not r.success
@@ -160,20 +169,32 @@ def _failures(validation: Any) -> list[Failure]:
 
 
 def gate(
-    batch: pl.DataFrame | pa.Table, suite_name: str, params: GateParams | None = None
+    batch: pl.DataFrame | pa.Table,
+    suite_name: str,
+    params: GateParams | None = None,
+    *,
+    with_rows: bool = False,
 ) -> GateResult:
     """Validate ``batch`` against the suite ``suite_name``; never raises on failed expectations
-    (a batch without the columns its suite checks raises ``KeyError``: that is a code bug)."""
+    (a batch without the columns its suite checks raises ``KeyError``: that is a code bug).
+
+    ``with_rows`` lists, in each failure, every row of the batch it flagged (GE's ``COMPLETE``
+    result format: an operator splitting a held batch needs them; a normal run does not)."""
     if suite_name not in SUITES:
         raise KeyError(f"unknown suite {suite_name!r}; one of {sorted(SUITES)}")
     runtime = _get_runtime()
     frame = _to_pandas(batch, SUITE_COLUMNS[suite_name])
     parameters = (params or GateParams()).suite_parameters()
+    result_format = {"result_format": "COMPLETE" if with_rows else "SUMMARY"}  # SUMMARY: GE default
     with _validating:
         validation = (
             runtime.batches[suite_name]
             .get_batch(batch_parameters={"dataframe": frame})
-            .validate(runtime.suites[suite_name], expectation_parameters=parameters)
+            .validate(
+                runtime.suites[suite_name],
+                expectation_parameters=parameters,
+                result_format=result_format,
+            )
         )
     return GateResult(
         suite=suite_name,

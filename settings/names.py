@@ -28,6 +28,13 @@ H_REQUEST_ID = "request-id"
 H_DLQ_REASON = "dlq-reason"  # only on webhooks.dlq: INVALID_JSON, MISSING_EVENT_ID, ...
 H_SOURCE = "source"  # absent for webhooks; "reconciliation" for events recovered from the API
 
+#: ``H_SOURCE`` (and bronze ``source``) of an event recovered from the provider's Events API.
+SOURCE_RECONCILIATION = "reconciliation"
+#: What a reconciliation run lists: every event, or only those whose webhook delivery failed.
+LISTING_ALL = "all"
+LISTING_DELIVERY_FAILED = "delivery_failed"
+LISTINGS: tuple[str, ...] = (LISTING_ALL, LISTING_DELIVERY_FAILED)
+
 PROVIDER_STRIPE = "stripe"
 
 # --- codes: why a delivery went to the DLQ or to silver.quarantine ---------------------------
@@ -44,6 +51,7 @@ INVALID_AMOUNT = "INVALID_AMOUNT"
 INVALID_AMOUNT_NEGATIVE = "INVALID_AMOUNT_NEGATIVE"
 INVALID_AMOUNT_TOO_LARGE = "INVALID_AMOUNT_TOO_LARGE"
 INVALID_CURRENCY = "INVALID_CURRENCY"
+INVALID_EVENT_TIME = "INVALID_EVENT_TIME"  # created outside the window around received_at
 ROW_CONTRACT = "ROW_CONTRACT"
 GATE_REJECTED = "GATE_REJECTED"  # an operator quarantined a held batch (or its failing rows)
 
@@ -57,6 +65,7 @@ ERROR_CODES: tuple[str, ...] = (
     INVALID_AMOUNT_NEGATIVE,
     INVALID_AMOUNT_TOO_LARGE,
     INVALID_CURRENCY,
+    INVALID_EVENT_TIME,
     ROW_CONTRACT,
     GATE_REJECTED,
 )

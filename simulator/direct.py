@@ -191,11 +191,13 @@ def bulk_messages(
 ) -> Iterator[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
     """``(topic, key, value, headers)`` of ``count`` deliveries, each equal to ``build_message``
     of its final body with its received-at and request id (see the module docstring). Events are
-    created from ``start`` on (default: an hour ago, so the pipeline's freshness gate accepts
-    them)."""
-    start = start or datetime.now(UTC) - timedelta(hours=1)
+    created from ``start`` on (default: an hour ago) and never after now: the pool stops at the
+    moment the load starts (later events of a story — a bank debit settling, a refund's details
+    — would only be delivered later), so no delivery is dated after it is received."""
+    now = datetime.now(UTC)
+    start = start or now - timedelta(hours=1)
     bodies = generate_payloads(
-        min(count, pool_size), seed, malformed_fraction=malformed_fraction, start=start
+        min(count, pool_size), seed, malformed_fraction=malformed_fraction, start=start, until=now
     )
     pool = [_template(p.body) for p in bodies]
     clock = received_at or (lambda: datetime.now(UTC))

@@ -81,13 +81,17 @@ def envelope(
     request: dict | None = None,
     pending_webhooks: int = 1,
     api_version: str = API_VERSION,
+    livemode: bool = True,
 ) -> dict:
     """Stripe's event envelope around ``obj``. ``account`` is set for Connect merchants only;
     ``request`` defaults to a fresh API request (``req_…`` and an idempotency key) or, for types
-    Stripe emits on its own (``AUTOMATIC_TYPES``), to nulls."""
+    Stripe emits on its own (``AUTOMATIC_TYPES``), to nulls. The simulator stands in for a live
+    account: ``livemode`` is true unless asked (the object's ``livemode`` follows it)."""
     event: dict[str, Any] = {"id": event_id or new_id("evt", rng), "object": "event"}
     if account:
         event["account"] = account
+    if "livemode" in obj:
+        obj["livemode"] = livemode
     data: dict[str, Any] = {"object": obj}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
@@ -95,7 +99,7 @@ def envelope(
         api_version=api_version,
         created=unix(created),
         data=data,
-        livemode=False,
+        livemode=livemode,
         pending_webhooks=pending_webhooks,
         request=request if request is not None else new_request(rng, event_type),
         type=event_type,
@@ -161,7 +165,8 @@ def make_stripe_event(
       ``customer`` (an id) are also used to build it, so ``amount_received``, the charge and the
       payment method agree (``make_stripe_event(amount=1500, currency="jpy")``).
 
-    The value ``MISSING`` removes a key: ``make_stripe_event(id=MISSING)``,
+    ``livemode`` (default true) is set on the envelope and the object; ``livemode=False`` makes
+    a test-mode event. The value ``MISSING`` removes a key: ``make_stripe_event(id=MISSING)``,
     ``make_stripe_event(metadata={"merchant_id": "m_1"}, account=None)``.
     """
     rng = rng or random.Random()
@@ -169,6 +174,7 @@ def make_stripe_event(
     merchant = merchant or rng.choice(MERCHANTS)
     payment = _payment_for(rng, merchant, card, created, overrides)
     obj, previous = objects_for(event_type, payment, rng, created, decline_code)
+    livemode = overrides.pop("livemode", True)
     event = envelope(
         event_type,
         obj,
@@ -176,7 +182,10 @@ def make_stripe_event(
         rng=rng,
         account=merchant.account,
         previous_attributes=previous,
+        livemode=livemode if isinstance(livemode, bool) else True,
     )
+    if not isinstance(livemode, bool):  # a malformed value, set as given
+        overrides["livemode"] = livemode
     for key, value in overrides.items():
         if key == "previous_attributes":
             _set(event["data"], key, value)

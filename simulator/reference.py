@@ -31,7 +31,7 @@ TYPICAL_AMOUNT: dict[str, tuple[float, int]] = {
     "cad": (55.0, 1),
     "jpy": (4800.0, 10),
     "krw": (52000.0, 100),
-    "kwd": (14.0, 5),
+    "kwd": (14.0, 10),  # Stripe: three-decimal amounts are rounded to the nearest ten
 }
 
 #: Card networks as Stripe spells them, with their share of simulated cards.

@@ -31,11 +31,11 @@ from simulator.parties import (
     new_customer,
     new_id,
     new_payment,
+    unix,
     weighted,
 )
 from simulator.reference import (
     ASYNC_METHOD,
-    CURRENCY_EXPONENT,
     DECLINE_WEIGHTS,
     DISPUTE_REASONS,
     MERCHANTS,
@@ -357,17 +357,29 @@ def generate_events(
     customers: int = 500,
     mix: dict[str, float] | None = None,
     population: Population | None = None,
+    until: datetime | None = None,
 ) -> Iterator[dict]:
     """``n`` valid Stripe events told as stories (see the module docstring), deterministic for a
     ``seed``. Stories start ``mean_gap_s`` apart on average from ``start``; ``mix`` reweighs the
-    stories of ``DEFAULT_MIX``; ``population`` (default: drawn from the seed) fixes who trades."""
+    stories of ``DEFAULT_MIX``; ``population`` (default: drawn from the seed) fixes who trades.
+
+    ``until`` (the moment the events are delivered, say now) is the stream's present: no event
+    created after it is produced — a bank debit that settles or a refund detail that arrives
+    days later would only be delivered then — and the stream ends early, with fewer than ``n``
+    events, once its clock passes it."""
     rng = random.Random(seed)
     population = population or Population.draw(rng, customers=customers, start=start)
     teller = _Storyteller(rng, population, start, mean_gap_s)
     mix = mix or DEFAULT_MIX
+    latest = None if until is None else unix(until)
     produced = 0
     while produced < n:
-        for event in teller.story(mix)[: n - produced]:
+        story = teller.story(mix)
+        if latest is not None:
+            if unix(teller.clock) > latest:
+                return
+            story = [event for event in story if event["created"] <= latest]
+        for event in story[: n - produced]:
             produced += 1
             yield event
 
@@ -391,9 +403,8 @@ def malform(event: dict, kind: str, rng: random.Random) -> bytes:
         obj["amount"] = -abs(obj["amount"] or 100)
     elif kind == "string_amount":
         obj["amount"] = str(obj["amount"])
-    elif kind == "amount_too_large":
-        exponent = CURRENCY_EXPONENT.get(obj.get("currency"), 2)
-        obj["amount"] = rng.randint(2, 50) * 1_000_000 * 10**exponent
+    elif kind == "amount_too_large":  # thirteen digits: above every limit Stripe documents
+        obj["amount"] = rng.randint(2, 50) * 10**12
     elif kind == "invalid_currency":
         obj["currency"] = rng.choice(INVALID_CURRENCIES)
     else:
@@ -409,13 +420,15 @@ def generate_payloads(
     start: datetime = DEFAULT_START,
     mean_gap_s: float = 0.5,
     mix: dict[str, float] | None = None,
+    until: datetime | None = None,
 ) -> Iterator[Payload]:
-    """``n`` request bodies of ``generate_events(n, seed, ...)``, of which about
-    ``malformed_fraction`` are replaced by a broken variant of the same event. Kinds are drawn
+    """``n`` request bodies of ``generate_events(n, seed, ...)`` (``until``: see there), of which
+    about ``malformed_fraction`` are replaced by a broken variant of the same event. Kinds are drawn
     evenly among those that apply: events the pipeline does not model (``customer.created``,
     ``invoice.paid``) are only broken in ways the receiver routes to the DLQ."""
     rng = random.Random(f"{seed}:malformed")
-    for event in generate_events(n, seed, start=start, mean_gap_s=mean_gap_s, mix=mix):
+    events = generate_events(n, seed, start=start, mean_gap_s=mean_gap_s, mix=mix, until=until)
+    for event in events:
         if malformed_fraction and rng.random() < malformed_fraction:
             modelled = isinstance(event["data"]["object"].get("amount"), int)
             kind = rng.choice(MALFORMED_KINDS if modelled else _ENVELOPE_KINDS)

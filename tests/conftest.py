@@ -13,6 +13,7 @@ import pytest
 from lakehouse.broker import LocalBroker
 from lakehouse.supervisor import free_port
 from settings import get_settings
+from settings.config import S3_CHECKSUM_VARIABLES, S3_CLIENT_VARIABLES
 from tests.support.broker import KafkaForTest, commit_group_offsets, end_offsets_of
 from tests.support.prefect import LocalPrefect, running_prefect
 
@@ -24,10 +25,14 @@ JAR_CACHE.mkdir(parents=True, exist_ok=True)
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own LAKEHOUSE_HOME and no LAKEHOUSE_* variable from the outside."""
+    """Every test gets its own LAKEHOUSE_HOME and no LAKEHOUSE_* variable from the outside, and
+    the AWS variables a test's S3 settings put in the environment are removed after it."""
     for name in list(os.environ):
         if name.startswith("LAKEHOUSE_"):
             monkeypatch.delenv(name)
+    for name in (*S3_CHECKSUM_VARIABLES, *S3_CLIENT_VARIABLES):  # export_s3_environment's
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     home = tmp_path / "lakehouse-home"
     monkeypatch.setenv("LAKEHOUSE_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # no stray .env is read

@@ -8,10 +8,16 @@ lands in exactly one of the three or is counted as an in-batch duplicate.
 Rejection codes come from vectorized Polars rules, first match wins, in this order: the DLQ
 reason of a ``webhooks.dlq`` delivery; ``INVALID_JSON``, ``MISSING_EVENT_ID``,
 ``MISSING_EVENT_TYPE``; (types not modelled stop here); ``MISSING_DATA_OBJECT``,
-``MISSING_OBJECT_ID``, ``INVALID_FIELD_TYPE`` (a nested field of the wrong JSON type),
-``INVALID_AMOUNT``, ``INVALID_AMOUNT_NEGATIVE``, ``INVALID_AMOUNT_TOO_LARGE``,
-``INVALID_CURRENCY``. Rows that pass them are then held to the row contract given as
-``row_contract`` (``quality.contracts.check_rows``); its rejections get ``ROW_CONTRACT``.
+``MISSING_OBJECT_ID``, ``INVALID_FIELD_TYPE`` (a nested field of the wrong JSON type, a
+``livemode`` that is no boolean), ``INVALID_AMOUNT``, ``INVALID_AMOUNT_NEGATIVE``,
+``INVALID_AMOUNT_TOO_LARGE`` (the object's ``amount``, then the field holding the money moved),
+``INVALID_CURRENCY``, ``INVALID_EVENT_TIME`` (see ``transforms.rules``). Rows that pass them are
+then held to the row contract given as ``row_contract`` (``quality.contracts.check_rows``); its
+rejections get ``ROW_CONTRACT``.
+
+Money: ``amount_minor`` is what the event moved (``transforms.normalize.MONEY_FIELDS``),
+``object_amount_minor`` the object's own ``amount``, ``amount`` the former in major units by the
+provider's rules (``transforms.money``).
 """
 
 from __future__ import annotations
@@ -23,16 +29,27 @@ from datetime import datetime
 import polars as pl
 
 from settings.names import ROW_CONTRACT
-from transforms import currency, payload
-from transforms.normalize import EVENT_TYPES, clean, field, obj, object_kind, unified_fields
+from transforms import money, payload
+from transforms.normalize import (
+    EVENT_TYPES,
+    MONEY_FIELDS,
+    clean,
+    field,
+    livemode,
+    money_field,
+    moved_text,
+    obj,
+    object_kind,
+    unified_fields,
+)
 from transforms.normalize import provider_created_at as created_at
 from transforms.quarantine import quarantine_rows
-from transforms.rules import first_match, rejection_rules
+from transforms.rules import RowLimits, first_match, rejection_rules
 from transforms.schemas import BRONZE_WEBHOOK_EVENTS, SILVER_PAYMENT_EVENTS, TS, conform
 
 #: Delivery order: the first delivery of an event id by this order wins.
 DELIVERY_ORDER = ("received_at", "topic", "partition", "offset")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``(events) -> violations``: a frame of ``delivery_id`` and ``error_detail`` for the rows of
 #: ``events`` that break the row contract (``quality.contracts.check_rows``).
@@ -69,19 +86,20 @@ def to_silver(
     bronze: pl.DataFrame | pl.LazyFrame,
     *,
     processed_at: datetime,
-    amount_max_major: int = 1_000_000,
+    limits: RowLimits | None = None,
     row_contract: RowContract | None = None,
 ) -> SilverSplit:
     """Split a bronze batch into unified events, quarantine rows and not-modelled rows.
 
-    ``processed_at`` (timezone-aware) stamps ``processed_at`` and ``quarantined_at``;
-    ``amount_max_major`` bounds amounts in major units; ``row_contract`` (see ``RowContract``)
-    is the last gate before ``events``. Pure: no I/O, same input gives the same output."""
+    ``processed_at`` (timezone-aware) stamps ``processed_at`` and ``quarantined_at``; ``limits``
+    are the row rules' thresholds (amount limits per currency, event-time window);
+    ``row_contract`` (see ``RowContract``) is the last gate before ``events``. Pure: no I/O,
+    same input gives the same output."""
     if processed_at.tzinfo is None:
         raise ValueError("processed_at must be timezone-aware")
     if isinstance(bronze, pl.LazyFrame):
         bronze = bronze.collect()
-    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.column_names), amount_max_major)
+    rows = _classified(bronze.select(BRONZE_WEBHOOK_EVENTS.column_names), limits or RowLimits())
     rejected = rows.filter(pl.col("_code").is_not_null())
     not_modelled = rows.filter(pl.col("_code").is_null() & ~pl.col("_modelled"))
     valid = rows.filter(pl.col("_code").is_null() & pl.col("_modelled"))
@@ -115,26 +133,32 @@ def _first_deliveries(valid: pl.DataFrame) -> pl.DataFrame:
     return valid.filter(pl.col("_row").is_in(winners.implode()))
 
 
-def _classified(bronze: pl.DataFrame, amount_max_major: int) -> pl.DataFrame:
+def _classified(bronze: pl.DataFrame, limits: RowLimits) -> pl.DataFrame:
     """Bronze rows with the decoded event and ``_code``/``_detail``/``_modelled``."""
     routable = bronze["payload"].set(bronze["dlq_reason"].is_not_null(), None)  # DLQ: by reason
     rows = bronze.with_row_index("_row").with_columns(
         payload.decode_events(routable, bronze["event_id"]).alias("_event")
     )
     rows = _with_undecodable(rows)
-    rows = _with_string_amounts(rows)
+    provider_type = pl.coalesce(field("type"), clean(pl.col("_u_type")))
     rows = rows.with_columns(
         pl.coalesce(field("id"), clean(pl.col("_u_id"))).alias("_provider_event_id"),
-        pl.coalesce(field("type"), clean(pl.col("_u_type"))).alias("_provider_event_type"),
+        provider_type.alias("_provider_event_type"),
+        money_field(provider_type).alias("_money_field"),
         obj("amount").alias("_amount_text"),
+        moved_text(provider_type).alias("_moved_text"),
         obj("currency").str.to_uppercase().alias("_currency"),
+        field("livemode").alias("_livemode_text"),
+        created_at().alias("_created_at"),
     ).with_columns(
         pl.col("_provider_event_type").is_in(list(EVENT_TYPES)).alias("_modelled"),
         pl.col("_amount_text").cast(pl.Int64, strict=False).alias("_amount_minor"),
-        currency.exponent(pl.col("_currency")).alias("_exponent"),
+        pl.coalesce("_moved_text", "_amount_text").cast(pl.Int64, strict=False).alias("_moved"),
+        money.exponent(pl.col("provider"), pl.col("_currency")).alias("_exponent"),
         (pl.col("provider") + ":" + pl.col("_provider_event_id")).alias("_event_id"),
     )
-    code, detail = first_match(rejection_rules(amount_max_major))
+    rows = _with_string_amounts(rows)
+    code, detail = first_match(rejection_rules(limits))
     return rows.with_columns(code.alias("_code"), detail.alias("_detail"))
 
 
@@ -148,17 +172,27 @@ def _with_undecodable(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_string_amounts(rows: pl.DataFrame) -> pl.DataFrame:
-    """``_amount_is_string``: exact, but parsed again only where the text suggests it."""
+    """``_amount_is_string`` and ``_moved_is_string`` (the money-moved field): exact, but parsed
+    again only where the text suggests a string amount."""
     suspects = rows.filter(
         pl.col("_event").is_not_null() & pl.col("payload").str.contains(payload.AMOUNT_AS_STRING)
     )
+    flags = ("_amount_is_string", "_moved_is_string")
     if not suspects.height:
-        return rows.with_columns(pl.lit(False).alias("_amount_is_string"))
+        return rows.with_columns(*(pl.lit(False).alias(f) for f in flags))
+    text = pl.col("payload")
+    moved_is_number = pl.lit(True)
+    for name in sorted(set(MONEY_FIELDS.values())):
+        is_field = pl.col("_money_field") == name
+        is_number = payload.amount_is_number(text, name)
+        moved_is_number = pl.when(is_field).then(is_number).otherwise(moved_is_number)
     found = suspects.select(
-        "_row", (~payload.amount_is_number(pl.col("payload"))).alias("_amount_is_string")
+        "_row",
+        (~payload.amount_is_number(text)).alias(flags[0]),
+        (~moved_is_number).alias(flags[1]),
     )
     rows = rows.join(found, on="_row", how="left", maintain_order="left")
-    return rows.with_columns(pl.col("_amount_is_string").fill_null(False))
+    return rows.with_columns(pl.col(f).fill_null(False) for f in flags)
 
 
 def _events(first: pl.DataFrame, processed_at: datetime) -> pl.DataFrame:
@@ -169,10 +203,13 @@ def _events(first: pl.DataFrame, processed_at: datetime) -> pl.DataFrame:
         pl.col("_provider_event_type").replace_strict(EVENT_TYPES).alias("event_type"),
         pl.col("_provider_event_type").alias("provider_event_type"),
         *unified_fields(),
-        pl.col("_amount_minor").alias("amount_minor"),
+        pl.col("_moved").alias("amount_minor"),
+        pl.col("_amount_minor").alias("object_amount_minor"),
         pl.col("_currency").alias("currency"),
-        currency.to_major(pl.col("_amount_minor"), pl.col("_exponent")).alias("amount"),
-        created_at().alias("provider_created_at"),
+        money.to_major(pl.col("_moved"), pl.col("_exponent")).alias("amount"),
+        livemode(pl.col("_livemode_text")).alias("livemode"),
+        field("api_version").alias("api_version"),
+        pl.col("_created_at").alias("provider_created_at"),
         pl.lit(processed_at).cast(TS).alias("processed_at"),
         pl.lit(SCHEMA_VERSION, dtype=pl.Int32).alias("schema_version"),
     )

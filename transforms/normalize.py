@@ -1,5 +1,6 @@
 """Expressions from a decoded Stripe event (``EVENT`` struct in column ``_event``) to the fields
-of the unified payment event: event type mapping, null strings, ids, card, failure details.
+of the unified payment event: event type mapping, the money each event moved, null strings, ids,
+card, failure details, livemode.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ EVENT_TYPES: dict[str, str] = {
         for s in ("created", "updated", "closed", "funds_withdrawn", "funds_reinstated")
     },
 }
+#: The ``data.object`` field holding the money an event moved, where it is not ``amount``: a
+#: succeeded PaymentIntent received ``amount_received``; a capture took ``amount_captured`` (a
+#: partial capture takes less than the charge's amount); ``charge.refunded`` carries the charge,
+#: whose ``amount_refunded`` is what was refunded. Refund objects (``refund.*``,
+#: ``charge.refund.updated``) and disputes (``charge.dispute.*``) hold the refunded and disputed
+#: amount in ``amount``. Payloads without the field (older API versions) fall back to ``amount``.
+MONEY_FIELDS: dict[str, str] = {
+    "payment_intent.succeeded": "amount_received",
+    "charge.captured": "amount_captured",
+    "charge.refunded": "amount_refunded",
+}
+
 #: The normalized event types silver can hold.
 UNIFIED_TYPES: tuple[str, ...] = tuple(sorted(set(EVENT_TYPES.values())))
 
@@ -59,6 +72,27 @@ def field(*path: str) -> pl.Expr:
 def obj(*path: str) -> pl.Expr:
     """A cleaned string field of ``data.object``."""
     return field("data", "object", *path)
+
+
+def money_field(event_type: pl.Expr) -> pl.Expr:
+    """Name of the field holding the money moved by an event of this (provider) type."""
+    return event_type.replace_strict(MONEY_FIELDS, default="amount", return_dtype=pl.String)
+
+
+def moved_text(event_type: pl.Expr) -> pl.Expr:
+    """JSON text of the money-moved field when it is not ``amount`` (null otherwise, or when the
+    payload lacks it)."""
+    text = pl.lit(None, dtype=pl.String)
+    for provider_type, name in MONEY_FIELDS.items():
+        text = pl.when(event_type == provider_type).then(obj(name)).otherwise(text)
+    return text
+
+
+def livemode(text: pl.Expr) -> pl.Expr:
+    """The envelope's ``livemode`` text (``true``/``false``) as a boolean; null when absent."""
+    return text.replace_strict(
+        {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
+    )
 
 
 def _card(name: str) -> pl.Expr:

@@ -34,6 +34,9 @@ OBJECT = pl.Struct(
         "id": S,
         "object": S,
         "amount": S,
+        "amount_received": S,
+        "amount_captured": S,
+        "amount_refunded": S,
         "currency": S,
         "customer": S,
         "status": S,
@@ -60,7 +63,15 @@ OBJECT = pl.Struct(
 )
 #: The Stripe event envelope.
 EVENT = pl.Struct(
-    {"id": S, "type": S, "account": S, "created": S, "data": pl.Struct({"object": OBJECT})}
+    {
+        "id": S,
+        "type": S,
+        "account": S,
+        "created": S,
+        "livemode": S,
+        "api_version": S,
+        "data": pl.Struct({"object": OBJECT}),
+    }
 )
 
 #: The first ``"id": "…"`` of a body: the envelope's in Stripe's key order.
@@ -170,16 +181,16 @@ def classify_undecodable(payload: pl.Expr) -> list[pl.Expr]:
     ]
 
 
-#: Any ``"amount": "…"`` in the text: cheap pre-filter for string amounts (may over-match
+#: Any ``"amount…": "…"`` in the text: cheap pre-filter for string amounts (may over-match
 #: nested objects or metadata; ``amount_is_number`` then decides exactly).
-AMOUNT_AS_STRING = r'"amount"\s*:\s*"'
+AMOUNT_AS_STRING = r'"amount(?:_received|_captured|_refunded)?"\s*:\s*"'
 
 
-def amount_is_number(payload: pl.Expr) -> pl.Expr:
-    """Whether ``data.object.amount`` is a JSON number (not a string). Full parse: use on the
+def amount_is_number(payload: pl.Expr, name: str = "amount") -> pl.Expr:
+    """Whether ``data.object.<name>`` is a JSON number (not a string). Full parse: use on the
     rows ``AMOUNT_AS_STRING`` flags only."""
-    non_negative = _path(payload, "$.data.object.amount[?(@ >= 0)]")
-    negative = _path(payload, "$.data.object.amount[?(@ < 0)]")
+    non_negative = _path(payload, f"$.data.object.{name}[?(@ >= 0)]")
+    negative = _path(payload, f"$.data.object.{name}[?(@ < 0)]")
     return non_negative.is_not_null() | negative.is_not_null()
 
 

@@ -5,7 +5,8 @@ row keeps what is needed to replay it from bronze (payload and source coordinate
 the detail of the rejection, and no release yet. Two callers: the row rules of
 ``transforms.events`` (one code per row), and an operator's decision to quarantine a batch a gate
 holds (``gate_rejected``: code ``GATE_REJECTED`` for every delivery of the batch's events).
-Replay selects rows still ``pending`` and marks those that now pass as ``released``.
+Replay selects rows still ``pending`` and marks those that now pass as ``released``; a backfill
+(``rebuilt``) does both for every delivery of its days at once.
 """
 
 from __future__ import annotations
@@ -47,16 +48,21 @@ def quarantine_rows(
 
 
 def gate_rejected(
-    bronze: pl.DataFrame, delivery_ids: pl.Series, detail: str, quarantined_at: datetime
+    bronze: pl.DataFrame, rejected: pl.DataFrame, quarantined_at: datetime
 ) -> pl.DataFrame:
-    """Quarantine rows (code ``GATE_REJECTED``) for the bronze deliveries ``delivery_ids`` of a
-    batch an operator rejected; one row per delivery, first occurrence kept."""
-    rows = bronze.filter(pl.col("delivery_id").is_in(delivery_ids.implode()))
-    rows = rows.unique("delivery_id", keep="first", maintain_order=True)
+    """Quarantine rows (code ``GATE_REJECTED``) for the bronze deliveries of a held batch an
+    operator rejected: ``rejected`` holds their ``delivery_id`` and ``error_detail`` (the failed
+    expectation, who decided and why); one row per delivery, first occurrence kept."""
+    rows = bronze.unique("delivery_id", keep="first", maintain_order=True).join(
+        rejected.select("delivery_id", pl.col("error_detail").alias("_gate_detail")),
+        on="delivery_id",
+        how="inner",
+        maintain_order="left",
+    )
     return quarantine_rows(
         rows,
         code=pl.lit(GATE_REJECTED),
-        detail=pl.lit(detail),
+        detail=pl.col("_gate_detail"),
         event_id=pl.col("event_id"),
         event_type=pl.col("event_type"),
         quarantined_at=quarantined_at,
@@ -87,3 +93,32 @@ def released(
     return selected.filter(pl.col("delivery_id").is_in(delivery_ids.implode())).with_columns(
         released_at=pl.lit(released_at), released_by=pl.lit(note)
     )
+
+
+def operator_rejected(recorded: pl.DataFrame) -> pl.Series:
+    """Delivery ids an operator's decision quarantined (``GATE_REJECTED``, not released): they
+    stay out of silver until a replay of that code releases them."""
+    decided = recorded.filter(
+        (pl.col("error_code") == GATE_REJECTED) & pl.col("released_at").is_null()
+    )
+    return decided["delivery_id"]
+
+
+def rebuilt(
+    recorded: pl.DataFrame,
+    rejected: pl.DataFrame,
+    deliveries: pl.Series,
+    note: str,
+    at: datetime,
+) -> pl.DataFrame:
+    """The quarantine rows a rebuild of ``deliveries`` writes (replacing rows by
+    ``quarantine_id``), given the rows ``recorded`` for them and the rows the rules
+    ``rejected`` now: rows that now fail and are not pending yet (new, or released before), and
+    pending rows whose delivery now passes, marked released with ``note``. Operators'
+    ``GATE_REJECTED`` rows are left as they are."""
+    pending_ids = recorded.filter(pl.col("released_at").is_null())["quarantine_id"]
+    newly_failing = rejected.filter(~pl.col("quarantine_id").is_in(pending_ids.implode()))
+    passing = deliveries.filter(~deliveries.is_in(rejected["delivery_id"].implode()))
+    candidates = recorded.filter(pl.col("error_code") != GATE_REJECTED)
+    now_passing = released(candidates.filter(pl.col("released_at").is_null()), passing, note, at)
+    return pl.concat([newly_failing, conform(now_passing, SILVER_QUARANTINE)])

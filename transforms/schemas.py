@@ -12,7 +12,8 @@ Every other view of a table is derived from these definitions, never restated:
 Timestamps are UTC (``timestamptz``, microseconds). Money carries its unit in the name
 (``amount_minor`` is the provider's integer in the smallest unit; ``amount`` is major units).
 Changing a column here changes the Iceberg table: ``warehouse.catalog`` adds new columns as
-optional and never drops or retypes one, so keep existing names, types and nullability.
+optional and never drops one; a decimal's new scale is a migration (``warehouse.migrate``, listed
+in the table's spec). Keep existing names and nullability.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import polars as pl
 import pyarrow as pa
 
 ARROW_TS = pa.timestamp("us", tz="UTC")
-ARROW_AMOUNT = pa.decimal128(20, 3)  # major units; 3 decimals cover every ISO 4217 exponent in use
+#: Major units. Four decimals hold every ISO 4217 exponent exactly (CLF and UYW have four); 24
+#: digits hold any int64 of minor units of a zero-decimal currency. Iceberg cannot change a
+#: decimal's scale in place: ``warehouse.migrate`` rewrites tables made with decimal(20, 3).
+ARROW_AMOUNT = pa.decimal128(24, 4)
 
 
 class Column(NamedTuple):
@@ -92,6 +96,7 @@ BRONZE_WEBHOOK_EVENTS = _table(
     ("request_id", pa.string(), True, "receiver request id, for tracing"),
     ("received_at", ARROW_TS, False, "when the receiver accepted the webhook (UTC)"),
     ("ingested_at", ARROW_TS, False, "when the bronze loader committed it (UTC)"),
+    ("source", pa.string(), True, "null for a webhook; reconciliation: recovered from the API"),
 )
 
 SILVER_PAYMENT_EVENTS = _table(
@@ -108,9 +113,30 @@ SILVER_PAYMENT_EVENTS = _table(
     ("charge_id", pa.string(), True, "the charge the event belongs to"),
     ("merchant_id", pa.string(), True, "merchant: Stripe account, else metadata.merchant_id"),
     ("customer_id", pa.string(), True, "customer id (cus_…)"),
-    ("amount_minor", pa.int64(), False, "amount in the currency's smallest unit, as sent"),
+    (
+        "amount_minor",
+        pa.int64(),
+        False,
+        "money this event moved, in the currency's smallest unit as the provider sends it: a "
+        "succeeded PaymentIntent's amount_received, a capture's amount_captured, a refund's "
+        "amount (charge.refunded: the charge's amount_refunded), a dispute's amount, else the "
+        "object's amount",
+    ),
     ("currency", pa.string(), False, "ISO 4217 code, upper case"),
-    ("amount", ARROW_AMOUNT, False, "amount in major units by the ISO 4217 exponent"),
+    (
+        "amount",
+        ARROW_AMOUNT,
+        False,
+        "amount_minor in major units, by the provider's minor-unit rule (ISO 4217 plus its "
+        "documented exceptions: Stripe keeps ISK two-decimal, MGA zero-decimal)",
+    ),
+    (
+        "object_amount_minor",
+        pa.int64(),
+        True,
+        "data.object.amount as sent (smallest unit): the charge or PaymentIntent amount beside "
+        "the money moved, e.g. 10,000 for a partial refund of 3,000 (null in rows before v2)",
+    ),
     ("payment_method_type", pa.string(), True, "card, sepa_debit, …"),
     ("card_brand", pa.string(), True, "visa, mastercard, …"),
     ("card_last_four", pa.string(), True, "last four digits of the card"),
@@ -122,11 +148,24 @@ SILVER_PAYMENT_EVENTS = _table(
     ("failure_message", pa.string(), True, "human readable failure message"),
     ("dispute_reason", pa.string(), True, "dispute reason (fraudulent, …) for dispute events"),
     ("metadata", pa.string(), True, "object metadata as JSON text"),
+    (
+        "livemode",
+        pa.bool_(),
+        True,
+        "the provider's livemode: false for test-mode events, which gold leaves out by default",
+    ),
+    ("api_version", pa.string(), True, "API version the provider rendered the event with"),
     ("provider_created_at", ARROW_TS, False, "when the provider created the event (UTC)"),
     ("received_at", ARROW_TS, False, "when the receiver accepted the delivery (UTC)"),
     ("processed_at", ARROW_TS, False, "when silver processed it (UTC)"),
     ("delivery_id", pa.string(), False, "the bronze delivery this row came from"),
-    ("schema_version", pa.int32(), False, "version of this unified schema (1)"),
+    (
+        "schema_version",
+        pa.int32(),
+        False,
+        "version of the unified schema the row was written with (2: money moved, object amount, "
+        "livemode, api_version, four-decimal amount)",
+    ),
 )
 
 SILVER_QUARANTINE = _table(
@@ -179,17 +218,51 @@ GOLD_MERCHANT_DAILY = _table(
     ("merchant_id", pa.string(), False, "merchant"),
     ("day", pa.date32(), False, "UTC day of the events"),
     ("currency", pa.string(), False, "ISO 4217 code"),
-    ("volume_minor", pa.int64(), False, "succeeded payment volume, smallest unit"),
-    ("volume", ARROW_AMOUNT, False, "succeeded payment volume, major units"),
+    (
+        "volume_minor",
+        pa.int64(),
+        False,
+        "succeeded payment volume (amount received), smallest unit",
+    ),
+    ("volume", ARROW_AMOUNT, False, "succeeded payment volume (amount received), major units"),
     ("payments_succeeded", pa.int64(), False, "payment.succeeded events"),
     ("payments_failed", pa.int64(), False, "payment.failed events"),
     ("payments_canceled", pa.int64(), False, "payment.canceled events"),
     ("refunds", pa.int64(), False, "refund.created events"),
     ("disputes", pa.int64(), False, "dispute.created events"),
-    ("refund_rate", pa.float64(), True, "refunds / payments succeeded"),
-    ("dispute_rate", pa.float64(), True, "disputes / payments succeeded"),
+    ("refund_rate", pa.float64(), True, "refund volume / succeeded volume (amounts, same day)"),
+    ("dispute_rate", pa.float64(), True, "dispute volume / succeeded volume (amounts, same day)"),
     ("mean_fraud_score", pa.float64(), True, "mean fraud score of the day's scored events"),
     ("updated_at", ARROW_TS, False, "when this partition was rebuilt (UTC)"),
+    ("refund_volume_minor", pa.int64(), False, "refunded amount of refund.created, smallest unit"),
+    ("refund_volume", ARROW_AMOUNT, False, "refunded amount of refund.created, major units"),
+    (
+        "dispute_volume_minor",
+        pa.int64(),
+        False,
+        "disputed amount of dispute.created, smallest unit",
+    ),
+    ("dispute_volume", ARROW_AMOUNT, False, "disputed amount of dispute.created, major units"),
+)
+
+GOLD_RECONCILIATION = _table(
+    "gold",
+    "reconciliation",
+    "one row per provider, UTC day of event creation and reconciliation run",
+    ("run_id", pa.string(), False, "the reconciliation run (Prefect flow run id, else a UUID)"),
+    ("provider", pa.string(), False, "payment provider whose Events API was listed (stripe)"),
+    ("day", pa.date32(), False, "UTC day the provider created the events"),
+    ("listing", pa.string(), False, "events listed: all, or delivery_failed (failed webhooks)"),
+    ("provider_events", pa.int64(), False, "events the provider listed for the day and window"),
+    ("in_bronze", pa.int64(), False, "of those, events bronze held (any delivery, any source)"),
+    ("recovered_earlier", pa.int64(), False, "of those, sent by an earlier run, not in bronze yet"),
+    ("recovered", pa.int64(), False, "of those, sent to the topics by this run (acknowledged)"),
+    ("still_missing", pa.int64(), False, "of those, neither in bronze nor sent (dry run, refused)"),
+    ("recovered_event_ids", pa.list_(pa.string()), False, "provider event ids this run sent"),
+    ("window_start", ARROW_TS, False, "start of the listed window of event creation (UTC, incl.)"),
+    ("window_end", ARROW_TS, False, "end of the listed window (UTC, exclusive)"),
+    ("dry_run", pa.bool_(), False, "true: compared only, nothing was sent"),
+    ("reconciled_at", ARROW_TS, False, "when the run listed the provider's events (UTC)"),
 )
 
 ALL_TABLES: tuple[TableSchema, ...] = (
@@ -198,6 +271,7 @@ ALL_TABLES: tuple[TableSchema, ...] = (
     SILVER_QUARANTINE,
     GOLD_PAYMENT_SCORES,
     GOLD_MERCHANT_DAILY,
+    GOLD_RECONCILIATION,
 )
 
 #: The Polars types of timestamps and of major-unit money, for the transforms' expressions.

@@ -184,15 +184,18 @@ def score_days(
     silver: Table,
     scores_watermark: int | None,
     eligible_types: Sequence[str],
+    include_test_mode: bool = False,
 ) -> list[ScoreDay]:
-    """Per day created: eligible silver events (``eligible_types``) as of the scores' watermark,
-    how many have a score, how many none; events scored more than once; the day's other eligible
-    events are pending. One anti join of the events with the scores."""
+    """Per day created: eligible silver events (``eligible_types``; live ones only unless
+    ``include_test_mode``, as gold scores them) as of the scores' watermark, how many have a
+    score, how many none; events scored more than once; the day's other eligible events are
+    pending. One anti join of the events with the scores."""
     pinned_view(con, "audit.silver_scored", silver, scores_watermark)
+    eligible = "list_contains($eligible, event_type) AND (coalesce(livemode, true) OR $test_mode)"
     found = con.execute(
-        """WITH expected AS (
+        f"""WITH expected AS (
             SELECT CAST(provider_created_at AS DATE) AS day, event_id
-            FROM audit.silver_scored WHERE list_contains($eligible, event_type)),
+            FROM audit.silver_scored WHERE {eligible}),
         unscored AS (
             SELECT day, count(*) AS n FROM expected x
             WHERE NOT EXISTS (SELECT 1 FROM gold.payment_scores g WHERE g.event_id = x.event_id)
@@ -200,7 +203,7 @@ def score_days(
         expected_n AS (SELECT day, count(*) AS n FROM expected GROUP BY 1),
         everything AS (
             SELECT CAST(provider_created_at AS DATE) AS day, count(*) AS n
-            FROM silver.payment_events WHERE list_contains($eligible, event_type) GROUP BY 1),
+            FROM silver.payment_events WHERE {eligible} GROUP BY 1),
         doubled AS (
             SELECT CAST(provider_created_at AS DATE) AS day,
                 count(*) - count(DISTINCT event_id) AS n
@@ -210,7 +213,7 @@ def score_days(
         FROM everything a LEFT JOIN expected_n e USING (day) LEFT JOIN unscored u USING (day)
             LEFT JOIN doubled d USING (day)
         ORDER BY a.day""",
-        {"eligible": list(eligible_types)},
+        {"eligible": list(eligible_types), "test_mode": include_test_mode},
     ).fetchall()
     return [ScoreDay(*row) for row in found]
 

@@ -2,10 +2,15 @@
 
 Default: a SQL catalog in SQLite under ``LAKEHOUSE_HOME`` with a file warehouse beside it. The
 SQLite file runs in WAL mode with a busy timeout, so the loader, the flows and analysts can commit
-and read at the same time. ``LAKEHOUSE_CATALOG_URI=http(s)://…`` selects a REST catalog;
+and read at the same time. ``LAKEHOUSE_CATALOG_URI=postgresql+psycopg://…`` keeps the SQL catalog
+in PostgreSQL: pyiceberg's SQL catalog has the table layout of Apache Iceberg's JDBC catalog, so
+Spark, Trino and Flink read the same tables through theirs. ``http(s)://…`` selects a REST catalog.
 ``LAKEHOUSE_CATALOG_PROPERTIES`` adds pyiceberg properties (``s3.endpoint``, ``s3.access-key-id``,
-…) to either. ``ensure_table`` creates a table from its spec on first use (schema with column docs,
-partition spec, sort order, identifier fields) and later only adds columns.
+…) to either; with the warehouse on S3, the AWS SDK under pyarrow gets the checksum mode that
+S3-compatible stores need (``Settings.s3_environment``). ``ensure_table`` creates a table from its
+spec on first use (schema with column docs, partition spec, sort order, identifier fields) and
+later adds columns (in their place) and migrates a decimal column to a new scale
+(``warehouse.migrate``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableA
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
-from settings import Settings, get_settings
+from settings import Settings, export_s3_environment, get_settings
+from warehouse.migrate import rescale
 from warehouse.tables import ALL_TABLES, TableSpec
 
 ArrayLike = pa.Array | pa.ChunkedArray
@@ -32,6 +38,8 @@ def get_catalog(settings: Settings | None = None) -> Catalog:
     """The lakehouse catalog: REST when ``catalog_uri`` is http(s), else SQL (SQLite by default)."""
     settings = settings or get_settings()
     uri = settings.resolved_catalog_uri
+    if not settings.resolved_warehouse.startswith("file:"):
+        export_s3_environment(settings)  # before pyarrow creates its first S3 client
     if uri.startswith(("http://", "https://")):
         return _rest_catalog(settings, uri)
     return _sql_catalog(settings, uri)
@@ -95,7 +103,8 @@ def ensure_tables(catalog: Catalog) -> dict[str, Table]:
 
 
 def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
-    """Load the spec's table, creating it (and its namespace) on first use; add missing columns."""
+    """Load the spec's table, creating it (and its namespace) on first use; add missing columns
+    and finish any decimal rescale (both idempotent)."""
     catalog.create_namespace_if_not_exists(spec.namespace)
     try:
         table = catalog.load_table(spec.identifier_str)
@@ -104,7 +113,9 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
             return _create_table(catalog, spec)
         except (TableAlreadyExistsError, CommitFailedException):  # another process won the race
             table = catalog.load_table(spec.identifier_str)  # (the SQL catalog says it either way)
-    return _add_missing_columns(_set_required_defaults(table), spec)
+    table = _add_missing_columns(_set_required_defaults(table), spec)
+    rescale(table, spec.columns, spec.recompute)
+    return table
 
 
 def _create_table(catalog: Catalog, spec: TableSpec) -> Table:
@@ -134,10 +145,19 @@ def _set_required_defaults(table: Table) -> Table:
 
 
 def _add_missing_columns(table: Table, spec: TableSpec) -> Table:
-    """Additive schema evolution: new spec columns are added as optional; nothing is dropped."""
+    """Additive schema evolution: new spec columns are added as optional, each after the column
+    it follows in the spec (so old and new tables list columns alike); nothing is dropped."""
     existing = set(table.schema().column_names)
     missing = [f.with_nullable(True) for f in spec.arrow_schema if f.name not in existing]
     if missing:
+        names = spec.column_names
         with table.update_schema() as update:
             update.union_by_name(pa.schema(missing))
+        with table.update_schema() as update:
+            for f in missing:
+                position = names.index(f.name)
+                if position:
+                    update.move_after(f.name, names[position - 1])
+                else:
+                    update.move_first(f.name)
     return table

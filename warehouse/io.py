@@ -13,16 +13,17 @@ that follows a table by snapshot watermark never sees a row twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date
-from typing import TypeVar
+from functools import reduce
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, Or, parser
 from pyiceberg.expressions.visitors import bind
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
@@ -43,8 +44,6 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.utils.properties import property_as_int
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from warehouse.catalog import ensure_table, ensure_tables
-
 __all__ = [
     "Table",
     "append",
@@ -52,13 +51,12 @@ __all__ = [
     "Planned",
     "commit_rewrite",
     "conform",
-    "ensure_table",
-    "ensure_tables",
     "existing_keys",
     "latest_summary_value",
     "latest_summary_value_in",
     "read_appended_since",
     "read_files",
+    "replace_keyed",
     "replace_partition",
     "replace_rows",
     "scan",
@@ -67,6 +65,19 @@ __all__ = [
 ]
 
 # ``Table`` (pyiceberg's table handle) is what every verb takes; the other layers get it from here.
+
+
+def __getattr__(name: str) -> Any:
+    """``ensure_table``/``ensure_tables`` of ``warehouse.catalog``, still importable from here:
+    not imported at the top because the catalog's migrations (``warehouse.migrate``) write with
+    this module's verbs, and a top-level import both ways would be a cycle."""
+    if name in ("ensure_table", "ensure_tables"):
+        from warehouse import catalog
+
+        return getattr(catalog, name)
+    raise AttributeError(f"module 'warehouse.io' has no attribute {name!r}")
+
+
 #: A row filter: an Iceberg expression or its string form (``"day = '2026-11-01'"``).
 RowFilter = str | BooleanExpression
 T = TypeVar("T")
@@ -344,12 +355,37 @@ def replace_rows(
     column: str,
     values: Iterable[object],
     summary: dict[str, str],
+    within: RowFilter | None = None,
     check: Check | None = None,
 ) -> int:
     """Replace the rows whose ``column`` is one of ``values`` with ``data`` (one OVERWRITE
-    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them."""
-    keys = [v.isoformat() if isinstance(v, date) else v for v in values]
-    return replace_partition(table, data, In(column, keys), summary, check)
+    commit, as ``replace_partition``); dates match as ISO text, as Iceberg binds them.
+
+    ``within`` (e.g. the rows' partitions) bounds the files rewritten: random keys defeat file
+    statistics, so without it every file of the table may be rewritten. ``check`` as in
+    ``append``."""
+    return replace_keyed(table, data, {column: values}, summary, within, check)
+
+
+def replace_keyed(
+    table: Table,
+    data: pa.Table,
+    keys: Mapping[str, Iterable[object]],
+    summary: dict[str, str],
+    within: RowFilter | None = None,
+    check: Check | None = None,
+) -> int:
+    """Replace the rows whose value in any column of ``keys`` is one of that column's values
+    with ``data`` (one OVERWRITE commit, as ``replace_partition``), among the rows ``within``
+    selects (all by default; see ``replace_rows``)."""
+    terms: list[BooleanExpression] = [
+        In(column, [v.isoformat() if isinstance(v, date) else v for v in values])
+        for column, values in keys.items()
+    ]
+    row_filter = reduce(Or, terms)
+    if within is not None:
+        row_filter = And(_expression(within), row_filter)
+    return replace_partition(table, data, row_filter, summary, check)
 
 
 def read_files(table: Table, tasks: Sequence[FileScanTask]) -> pa.Table:

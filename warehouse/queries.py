@@ -16,7 +16,14 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, In, LessThan
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    In,
+    LessThan,
+)
 from pyiceberg.table import Table
 
 from warehouse import io
@@ -74,15 +81,50 @@ def rows_on_days(table: Table, days: Iterable[date], columns: Sequence[str]) -> 
     return rows.filter(pl.col(CREATED).dt.date().is_in(days)).select(columns)
 
 
-def silver_since(silver: Table, since: datetime, columns: Sequence[str]) -> pl.DataFrame:
-    """Silver rows created at ``since`` or later, with those of ``columns`` the table has."""
+def silver_since(
+    silver: Table, since: datetime, columns: Sequence[str], until: datetime | None = None
+) -> pl.DataFrame:
+    """Silver rows created at ``since`` or later (and before ``until``, when given), with those of
+    ``columns`` the table has."""
     present = set(silver.schema().column_names)
+    window = GreaterThanOrEqual(CREATED, since.isoformat())
     rows = io.scan(
         silver,
-        row_filter=GreaterThanOrEqual(CREATED, since.isoformat()),
+        row_filter=window if until is None else _between(CREATED, since, until),
         columns=[c for c in columns if c in present],
     )
     return pl.from_arrow(rows)
+
+
+def days_with_rows(table: Table, since: date | None = None) -> list[date]:
+    """The UTC days of ``provider_created_at`` (from ``since``) that hold rows, oldest first, from
+    the partition values of the planned files: no data file is read."""
+    spec, schema = table.spec(), table.schema()
+    position = next(
+        (
+            i
+            for i, field in enumerate(spec.fields)
+            if schema.find_column_name(field.source_id) == CREATED and str(field.transform) == "day"
+        ),
+        None,
+    )
+    if position is None:
+        raise ValueError(f"{table.name()} is not partitioned by the day of {CREATED}")
+    row_filter: BooleanExpression = AlwaysTrue()
+    if since is not None:
+        row_filter = GreaterThanOrEqual(CREATED, datetime.combine(since, time.min, UTC).isoformat())
+    tasks = table.scan(row_filter=row_filter)
+    epoch = date(1970, 1, 1)
+    days = {epoch + timedelta(days=t.file.partition[position]) for t in tasks.plan_files()}
+    return sorted(d for d in days if since is None or d >= since)
+
+
+def on_days(days: Iterable[date]) -> BooleanExpression:
+    """Rows whose ``provider_created_at`` falls from the first of ``days`` to the end of the
+    last (UTC): a filter partition pruning turns into those partitions."""
+    days = sorted(set(days))
+    lo = datetime.combine(days[0], time.min, UTC)
+    return _between(CREATED, lo, datetime.combine(days[-1], time.min, UTC) + timedelta(days=1))
 
 
 def latest_span(silver: Table, span: timedelta, columns: Sequence[str]) -> pl.DataFrame:
@@ -102,9 +144,21 @@ def received_between(bronze: Table, start: date, end: date) -> pl.DataFrame:
     return pl.from_arrow(io.scan(bronze, row_filter=_between("received_at", lo, hi)))
 
 
-def rows_with(table: Table, column: str, values: Sequence[object]) -> pl.DataFrame:
-    """Every row whose ``column`` is one of ``values`` (a key lookup: file statistics prune)."""
-    return pl.from_arrow(io.scan(table, row_filter=In(column, list(values))))
+def rows_with(
+    table: Table, column: str, values: Sequence[object], columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Every row whose ``column`` is one of ``values`` (a key lookup: file statistics prune),
+    with ``columns`` (default all)."""
+    return pl.from_arrow(io.scan(table, row_filter=In(column, list(values)), columns=columns))
+
+
+def quarantined_between(quarantine: Table, start: date, end: date) -> pl.DataFrame:
+    """Silver's quarantine rows of deliveries received from day ``start`` to day ``end`` (UTC,
+    both included): the ones a backfill of those days accounts for."""
+    lo = datetime.combine(start, time.min, UTC)
+    hi = datetime.combine(end, time.min, UTC) + timedelta(days=1)
+    rows = pl.from_arrow(io.scan(quarantine, row_filter=_between("received_at", lo, hi)))
+    return rows.filter(pl.col("layer") == "silver")
 
 
 def all_rows(table: Table) -> pl.DataFrame:

@@ -2,18 +2,21 @@
 
 A spec adds only the layout (partitioning, sort order, identifier fields, properties) to the
 table's columns, which are defined once in ``transforms.schemas`` (names, types, nullability,
-docs, grain). One spec per table, named like its columns, its Pandera contract and its GE suite
-(``silver.payment_events`` ↔ ``SilverPaymentEvent`` ↔ ``silver_payment_events``).
+docs, grain), and, for a column whose type changed in a way Iceberg cannot evolve in place (a
+decimal's scale), how ``warehouse.migrate`` computes it anew (``recompute``). One spec per
+table, named like its columns, its Pandera contract and its GE suite (``silver.payment_events``
+↔ ``SilverPaymentEvent`` ↔ ``silver_payment_events``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
 
-from transforms import schemas
+from transforms import money, schemas
 from transforms.schemas import Column, TableSchema
 
 
@@ -26,9 +29,14 @@ class TableSpec:
     sort_by: tuple[str, ...] = ()
     identifier: tuple[str, ...] = ()
     properties: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # column -> its values from the table's rows, when a migration rewrites it (default: cast)
+    recompute: Mapping[str, Callable[[pl.DataFrame], pl.Series]] = field(
+        default_factory=dict, hash=False
+    )
 
     def __post_init__(self) -> None:
         laid_out = {c for c, _ in self.partition_by} | {*self.sort_by, *self.identifier}
+        laid_out |= set(self.recompute)
         unknown = laid_out - set(self.column_names)
         if unknown:
             raise ValueError(f"{self.identifier_str}: layout names unknown columns {unknown}")
@@ -72,6 +80,7 @@ SILVER_PAYMENT_EVENTS = TableSpec(
     partition_by=(("provider_created_at", "day"),),
     sort_by=("merchant_id", "provider_created_at"),
     identifier=("event_id",),
+    recompute={"amount": money.major_amount},
 )
 SILVER_QUARANTINE = TableSpec(
     schemas.SILVER_QUARANTINE,
@@ -88,12 +97,19 @@ GOLD_MERCHANT_DAILY = TableSpec(
     partition_by=(("day", "identity"),),
 )
 
+GOLD_RECONCILIATION = TableSpec(
+    schemas.GOLD_RECONCILIATION,
+    partition_by=(("day", "identity"),),
+    identifier=("run_id", "provider", "day"),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_WEBHOOK_EVENTS,
     SILVER_PAYMENT_EVENTS,
     SILVER_QUARANTINE,
     GOLD_PAYMENT_SCORES,
     GOLD_MERCHANT_DAILY,
+    GOLD_RECONCILIATION,
 )
 
 # Snapshot summary properties written with each commit (the no-loss protocol).

@@ -66,11 +66,18 @@ def advance_watermark(table: Table, old: int | None, new: int | None) -> None:
     of the watermark see this layer caught up and the next read starts after them; nothing when
     another writer moved it meanwhile."""
     if new is not None and new != old:
-        empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
         try:
-            io.append(table, empty, summary=source_summary(new), check=unmoved(old))
+            note(table, source_summary(new), check=unmoved(old))
         except Superseded:
             pass
+
+
+def note(table: Table, summary: dict[str, str], check: io.Check | None = None) -> int:
+    """An empty commit whose snapshot summary holds ``summary``: a record readers of the table
+    get no rows from (a held batch, a moved watermark); the snapshot id. ``check`` as in
+    ``warehouse.io.append``."""
+    empty = pa.Table.from_pylist([], schema=table.schema().as_arrow())
+    return io.append(table, empty, summary=summary, check=check)
 
 
 def recorded_offsets(bronze: Table) -> dict[PartitionKey, int]:

@@ -2,7 +2,8 @@
 
 Starts the stack (broker, Prefect server and worker with the deployments, receiver, MLflow UI),
 writes a labelled history, lets the scheduled ``microbatch`` deployment land it, trains and
-registers the models, sends fresh webhooks through the receiver (some malformed, one with a bad
+registers the models and rescores the history landed before them (so ``gold.merchant_daily`` has
+its fraud column), sends fresh webhooks through the receiver (some malformed, one with a bad
 signature), waits until they are scored in gold, and prints what a newcomer should look at. The
 stack keeps running afterwards: ``lakehouse down`` stops it. Imports stay inside the commands
 (``lakehouse --help`` in 0.17 s, see ``lakehouse/cli.py``)."""
@@ -61,8 +62,8 @@ def demo(
     written = _write_history(days, customers)
     console.print(f"  wrote {written:,} history events; waiting for the pipeline…")
     _wait_caught_up(timeout_s)
-    console.rule("3/5 training the models on silver (MLflow registry)")
-    _print_models(_train())
+    console.rule("3/5 training the models on silver (MLflow registry), rescoring gold")
+    _print_training(_train())
     console.rule("4/5 fresh webhooks through the receiver")
     _print_responses(_send_webhooks(settings, webhooks))
     _wait_caught_up(timeout_s)
@@ -126,13 +127,13 @@ def _wait_caught_up(timeout_s: float) -> None:
 def _train() -> dict:
     from flows.train_models import run_training
 
-    with console.status("training fraud, retry and churn models…"):
+    with console.status("training fraud, retry and churn models, then rescoring gold…"):
         return run_training()
 
 
-def _print_models(summary: dict) -> None:
+def _print_training(run: dict) -> None:
     table = Table("model", "version", "metric", "holdout", "baseline", "champion")
-    for row in summary.values():
+    for row in run["models"].values():
         metric = row["metric"]
         table.add_row(
             row["name"],
@@ -140,17 +141,24 @@ def _print_models(summary: dict) -> None:
             metric,
             f"{row['holdout'][metric]:.3f}",
             f"{row['baseline_holdout'][metric]:.3f}",
-            "yes" if row["promoted"] else "kept the old one",
+            "yes" if row["promoted"] else "no: " + row["reason"],
         )
     console.print(table)
+    rescored = run["rescore"]
+    if rescored:
+        console.print(
+            f"  rescored {rescored['rows_rescored']:,} gold rows written before the champions, "
+            f"on {rescored['days_rescored']} days; merchant_daily rebuilt for them"
+        )
 
 
 def _send_webhooks(settings, count: int):
+    from lakehouse.stack import webhook_secrets
     from simulator.send import send_one, send_payloads
     from simulator.stream import generate_payloads
 
     url = f"http://{settings.receiver_host}:{settings.receiver_port}/webhooks/stripe"
-    secret = settings.stripe_webhook_secrets[0]
+    secret = webhook_secrets(settings)[0]
     now = datetime.now(UTC)
     payloads = generate_payloads(
         count * 2,

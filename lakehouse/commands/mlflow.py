@@ -17,7 +17,9 @@ def mlflow_ui(
     from settings import get_settings
 
     settings = get_settings()
-    settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = settings.resolved_mlflow_artifacts
+    if artifacts.startswith("file://"):
+        settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
     port = port or settings.mlflow_port
     command = [
         sys.executable,
@@ -27,7 +29,7 @@ def mlflow_ui(
         "--backend-store-uri",
         settings.resolved_mlflow_tracking_uri,
         "--default-artifact-root",
-        settings.mlflow_artifacts_dir.as_uri(),
+        artifacts,
         "--host",
         "127.0.0.1",
         "--port",
@@ -41,6 +43,7 @@ def mlflow_ui(
     # no usage telemetry, and no GenAI job runner (a pool of worker processes this UI never uses)
     environment = {
         **os.environ,
+        **(settings.s3_environment() if artifacts.startswith("s3://") else {}),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }

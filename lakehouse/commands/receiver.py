@@ -24,12 +24,17 @@ def serve(
     from pydantic import ValidationError
 
     from ingest.logs import log_config
+    from ingest.receiver import ReceiverConfigError, require_secrets
     from settings import get_settings
 
     try:
         settings = get_settings()
+        require_secrets(settings)
     except ValidationError as exc:
         typer.echo(f"error: invalid settings: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
+    except ReceiverConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     uvicorn.run(
         "ingest.receiver:create_app",

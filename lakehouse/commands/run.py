@@ -5,7 +5,7 @@ Imports stay inside the commands (``lakehouse --help`` in 0.17 s, see ``lakehous
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 
 import typer
 from rich.console import Console
@@ -53,6 +53,10 @@ def microbatch(
             log=lambda line: console.print(line, highlight=False),
         )
     except GateFailed as exc:
+        console.print("`lakehouse status` shows the held batch; release it with")
+        console.print(
+            "  lakehouse run release-held-batch --split|--accept|--quarantine --by … --reason …"
+        )
         _fail(exc)
     finally:
         lh.close()
@@ -66,16 +70,25 @@ def microbatch(
 def release_held_batch(
     accept: bool = typer.Option(False, "--accept", help="promote the held batch as it is"),
     quarantine: bool = typer.Option(False, "--quarantine", help="quarantine the batch whole"),
+    split: bool = typer.Option(
+        False, "--split", help="promote the rows that pass, quarantine the rows the gate flagged"
+    ),
     by: str = typer.Option(..., help="who decides (recorded)"),
     reason: str = typer.Option(..., help="why (recorded)"),
 ) -> None:
-    """Decide on the batch a failed silver gate holds: accept it or quarantine it whole."""
+    """Decide on the batch a failed silver gate holds: accept it, quarantine it whole, or split
+    it (`lakehouse status` shows the held batch)."""
     from flows.held import run_release
 
-    if accept == quarantine:
-        _fail(ValueError("say exactly one of --accept or --quarantine"))
+    chosen = [
+        name
+        for name, on in (("accept", accept), ("quarantine", quarantine), ("split", split))
+        if on
+    ]
+    if len(chosen) != 1:
+        _fail(ValueError("say exactly one of --accept, --quarantine or --split"))
     try:
-        result = run_release("accept" if accept else "quarantine", by, reason)
+        result = run_release(chosen[0], by, reason)
     except ValueError as exc:
         _fail(exc)
     console.print_json(json.dumps(result, default=str))
@@ -113,6 +126,43 @@ def backfill(
     console.print_json(json.dumps(result, default=str))
 
 
+@app.command("reconcile")
+def reconcile(
+    since: str = typer.Option(
+        ..., help="window start: YYYY-MM-DD or an ISO time (UTC unless it says otherwise)"
+    ),
+    until: str = typer.Option(None, help="window end, excluded (default: 15 minutes ago)"),
+    failed_only: bool = typer.Option(
+        False, "--failed-only", help="list only events whose webhook delivery failed"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="compare and record; send nothing"),
+) -> None:
+    """Check the provider's events of a window against bronze; send the missing ones."""
+    from flows.reconcile import LOOKBACK_HOURS, run_reconcile, window_of
+    from ingest.stripe_events import EventsNotListed
+
+    try:
+        window = window_of(_moment(since), _moment(until), LOOKBACK_HOURS)
+        result = run_reconcile(window, failed_only=failed_only, dry_run=dry_run)
+    except (ValueError, EventsNotListed) as exc:
+        _fail(exc)
+    console.print_json(json.dumps({**result.summary(), "per_day": result.per_day()}))
+    try:
+        result.raise_if_incomplete()
+    except RuntimeError as exc:
+        _fail(exc)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A date (``YYYY-MM-DD``) or an ISO time; None stays None."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO time") from exc
+
+
 @app.command("maintenance")
 def maintenance(
     older_than_hours: float = typer.Option(24.0, help="expire snapshots older than this"),
@@ -125,7 +175,25 @@ def maintenance(
 
 @app.command("train-models")
 def train_models() -> None:
-    """Train the fraud, retry and churn models on silver history and register them."""
+    """Train the fraud, retry and churn models on silver history and register them; rescore gold
+    when a champion moved."""
     from flows.train_models import run_training
 
     console.print_json(json.dumps(run_training(), default=str))
+
+
+@app.command("rescore")
+def rescore(
+    since: str = typer.Option(
+        None, help="first day (YYYY-MM-DD, UTC) of gold to look at; default: the whole table"
+    ),
+) -> None:
+    """Score the gold rows written without the current champions; rebuild their merchant_daily."""
+    from flows.rescore import run_rescore
+    from flows.stages import GateFailed
+
+    try:
+        result = run_rescore(date.fromisoformat(since) if since else None)
+    except (ValueError, GateFailed) as exc:
+        _fail(exc)
+    console.print_json(json.dumps(result, default=str))

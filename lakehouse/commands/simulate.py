@@ -39,7 +39,7 @@ UrlOption = Annotated[
 SecretOption = Annotated[
     str | None,
     typer.Option(
-        help="endpoint secret to sign with [default: first of LAKEHOUSE_STRIPE_WEBHOOK_SECRETS]"
+        help="endpoint secret to sign with [default: the first the local receiver accepts]"
     ),
 ]
 SeedOption = Annotated[
@@ -52,12 +52,13 @@ MalformedOption = Annotated[
 
 
 def _target(url: str | None, secret: str | None) -> tuple[str, str]:
+    from lakehouse.stack import webhook_secrets
     from settings import get_settings
 
     settings = get_settings()
     host = "127.0.0.1" if settings.receiver_host in ("0.0.0.0", "::") else settings.receiver_host
     default_url = f"http://{host}:{settings.receiver_port}/webhooks/stripe"
-    return url or default_url, secret or settings.stripe_webhook_secrets[0]
+    return url or default_url, secret or webhook_secrets(settings)[0]
 
 
 def _seed(seed: int | None) -> int:
@@ -131,7 +132,7 @@ def generate(
     Exits 1 if some deliveries could not reach the receiver at all.
     """
     import asyncio
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from simulator.send import send_payloads
     from simulator.stream import generate_payloads
@@ -139,8 +140,16 @@ def generate(
     url, secret = _target(url, secret)
     total = count if count is not None else max(1, int(rate * duration))
     stream_seed = _seed(seed)
+    # the stream's clock runs faster than the sender: start it far enough back (each event
+    # advances it half a second at most on average) and stop it at now, so nothing is dated
+    # after the moment it is delivered
+    now = datetime.now(UTC)
     payloads = generate_payloads(
-        total, stream_seed, malformed_fraction=malformed_fraction, start=datetime.now(UTC)
+        total,
+        stream_seed,
+        malformed_fraction=malformed_fraction,
+        start=now - timedelta(seconds=total * 0.5),
+        until=now,
     )
     console.print(f"sending {total:,} deliveries to {url}" + (f" at {rate:g}/s" if rate else ""))
     with _progress() as bar:

@@ -49,7 +49,8 @@ def down() -> None:
 
 
 def status() -> None:
-    """Each part running or not, consumer lag per topic, and the freshness of every table."""
+    """Each part running or not, consumer lag per topic, the freshness of every table, and a
+    batch the silver gates hold (with the commands that release it)."""
     from lakehouse import status as read
     from settings import get_settings
 
@@ -65,7 +66,8 @@ def status() -> None:
     else:
         console.print("consumer lag: the broker is not running")
     _print_freshness(settings)
-    if not all(p.running for p in parts):
+    held = _print_hold(settings)
+    if held or not all(p.running for p in parts):
         raise typer.Exit(1)
 
 
@@ -105,6 +107,31 @@ def _print_freshness(settings: Settings) -> None:
         else:
             table.add_row(name, at.strftime("%Y-%m-%d %H:%M:%S"), _age(now - at))
     console.print(table)
+
+
+def _print_hold(settings: Settings) -> bool:
+    """Print the batch silver's gates hold and how to release it; whether there is one."""
+    from lakehouse.status import silver_hold
+
+    try:
+        hold = silver_hold(settings)
+    except Exception as exc:  # noqa: BLE001 - a status report, not a crash
+        console.print(f"held batch: [red]unavailable[/red] ({exc})")
+        return False
+    if hold is None:
+        console.print("held batch: none (silver promotes every batch)")
+        return False
+    since = datetime.fromisoformat(hold.since)
+    console.print(
+        f"[red]held batch[/red]: {hold.rows:,} bronze rows held by {', '.join(hold.gates)} since "
+        f"{since:%Y-%m-%d %H:%M:%S} UTC ({_age(datetime.now(UTC) - since)})"
+    )
+    for failure in hold.failed:
+        console.print(f"  failed: {failure}", highlight=False)
+    console.print("release it with one of:")
+    for command in hold.release_commands:
+        console.print(f"  {command}", highlight=False, markup=False)
+    return True
 
 
 def _age(delta: timedelta) -> str:

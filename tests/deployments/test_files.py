@@ -5,7 +5,10 @@ the probes hit real receiver routes, and every prefect.yaml entrypoint loads a P
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,12 +32,16 @@ K8S = sorted((DEPLOYMENTS / "k8s").glob("*.yaml"))
 YAML_FILES = [PREFECT_YAML, COMPOSE, *K8S]
 CONFIG_FILES = [*YAML_FILES, ENV_EXAMPLE, DOCKERFILE]
 
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|SECURITY|CATALOG_PROPERTIES|ACCESS_KEY")
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|SECURITY|CATALOG_PROPERTIES|CATALOG_URI|ACCESS_KEY|API_KEY"
+)
 DEPLOYMENTS_EXPECTED = {
     "microbatch": "interval",
     "train-models": "cron",
     "maintenance": "cron",
+    "reconcile": "cron",
     "replay-quarantine": None,
+    "rescore": None,
     "backfill": None,
 }
 
@@ -142,7 +149,7 @@ def test_compose_has_every_part_of_the_stack() -> None:
         "mlflow-db",
         "minio",
         "minio-init",
-        "iceberg-rest",
+        "catalog-db",
     }
     assert expected <= services
 
@@ -163,6 +170,50 @@ def test_every_interpolated_variable_is_in_env_example() -> None:
     assert interpolated - documented == set()
 
 
+def test_compose_runs_the_production_shape_of_the_tests() -> None:
+    """The variables tests/production runs the chain with: the catalog in PostgreSQL, the
+    warehouse on S3 (MinIO) with its properties, Redpanda, MLflow's server."""
+    services = compose()["services"]
+    worker = compose_environment(services["prefect-worker"])
+    assert worker["LAKEHOUSE_CATALOG_URI"].startswith("postgresql+psycopg://")
+    assert "@catalog-db:5432/catalog" in worker["LAKEHOUSE_CATALOG_URI"]
+    assert worker["LAKEHOUSE_WAREHOUSE"].startswith("s3://")
+    assert worker["LAKEHOUSE_CATALOG_PROPERTIES"].startswith("${")
+    assert worker["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] == "redpanda:9092"
+    assert worker["LAKEHOUSE_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "s3.endpoint" in ENV_EXAMPLE.read_text()
+
+
+#: Where ``make compose-plugin`` builds docker compose when the docker CLI has none.
+COMPOSE_CONFIG_DIR = REPO / ".tools" / "docker"
+
+
+def _compose_env() -> dict[str, str] | None:
+    """The environment in which ``docker compose`` works: as installed, or with the plugin that
+    ``make compose-plugin`` built; None when neither has one."""
+    for env in (dict(os.environ), {**os.environ, "DOCKER_CONFIG": str(COMPOSE_CONFIG_DIR)}):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, env=env)
+        if probe.returncode == 0:
+            return env
+    return None
+
+
+def test_docker_compose_validates_the_file() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed: docker compose config cannot run")
+    env = _compose_env()
+    if env is None:
+        pytest.skip("docker has no compose plugin and `make compose-plugin` built none (no Go)")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_compose_app_services_run_the_project_image() -> None:
     services = compose()["services"]
     for name in ("receiver", "prefect-server", "prefect-worker", "lakehouse-init"):
@@ -179,7 +230,8 @@ def test_dockerfile_installs_the_locked_set_on_python_311_slim() -> None:
 
 
 def receiver_routes() -> set[str]:
-    return {route.path for route in create_app().routes}
+    settings = Settings(environment="production", stripe_webhook_secrets=["whsec_deployed"])
+    return {route.path for route in create_app(settings).routes}
 
 
 def test_receiver_probes_point_at_real_routes() -> None:
@@ -218,6 +270,16 @@ def test_k8s_secrets_are_referenced_not_inlined() -> None:
                 assert "secretKeyRef" in var.get("valueFrom", {}), (workload, var["name"])
 
 
+def test_k8s_worker_uses_the_postgresql_catalog_and_the_s3_warehouse() -> None:
+    [config] = [doc for doc in k8s_docs() if doc["kind"] == "ConfigMap"]
+    assert config["data"]["LAKEHOUSE_WAREHOUSE"].startswith("s3://")
+    [(_, worker)] = [(w, c) for w, c in k8s_containers() if w == "prefect-worker"]
+    secret_refs = {
+        var["name"] for var in worker["env"] if "secretKeyRef" in var.get("valueFrom", {})
+    }
+    assert {"LAKEHOUSE_CATALOG_URI", "LAKEHOUSE_CATALOG_PROPERTIES"} <= secret_refs
+
+
 def test_k8s_worker_serves_the_lakehouse_pool() -> None:
     [(_, worker)] = [(w, c) for w, c in k8s_containers() if w == "prefect-worker"]
     command = worker["command"]
@@ -227,7 +289,7 @@ def test_k8s_worker_serves_the_lakehouse_pool() -> None:
 # --- prefect.yaml --------------------------------------------------------------------------------
 
 
-def test_prefect_yaml_declares_the_five_deployments_and_their_schedules() -> None:
+def test_prefect_yaml_declares_every_deployment_and_its_schedule() -> None:
     found = {}
     for deployment in prefect_deployments():
         schedules = deployment.get("schedules") or []

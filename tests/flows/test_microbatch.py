@@ -77,6 +77,9 @@ def malformed_bodies() -> dict[str, bytes | dict]:
         "INVALID_AMOUNT_NEGATIVE": _with_object(base(), amount=-500),
         "INVALID_AMOUNT_TOO_LARGE": _with_object(base(), amount=250_000_000),
         "INVALID_CURRENCY": _with_object(base(), currency="xxx"),
+        "INVALID_EVENT_TIME": make_stripe_event(
+            "payment_intent.succeeded", created=datetime(2018, 3, 1, tzinfo=UTC)
+        ),
     }
 
 
@@ -232,27 +235,28 @@ def test_kill_9_at_every_point_then_restart_loses_and_duplicates_nothing(
     assert report.ok, report.problems
 
 
-def _old_events(n: int) -> list[dict]:
-    long_ago = datetime.now(UTC) - timedelta(days=500)
-    return [make_stripe_event("payment_intent.succeeded", created=long_ago) for _ in range(n)]
-
-
-def test_failing_gate_holds_the_batch_and_a_later_run_promotes_it_once_fixed(
-    deliveries, monkeypatch: pytest.MonkeyPatch
+def test_one_future_and_one_2018_event_in_a_batch_of_1000_are_quarantined_alone(
+    deliveries,
 ) -> None:
-    deliveries.send(_old_events(5))  # 500 days old: the silver gate allows 400 by default
+    good = [make_stripe_event("payment_intent.succeeded") for _ in range(1000)]
+    future = make_stripe_event(
+        "payment_intent.succeeded", created=datetime.now(UTC) + timedelta(days=3)
+    )
+    old = make_stripe_event("payment_intent.succeeded", created=datetime(2018, 6, 1, tzinfo=UTC))
+    deliveries.send([*good[:400], future, *good[400:], old])
 
-    with pytest.raises(GateFailed, match="silver_payment_events failed: .*provider_created_at"):
-        drain()
-    assert count("SELECT count(*) FROM bronze.webhook_events") == 5  # nothing lost
-    assert count("SELECT count(*) FROM silver.payment_events") == 0  # nothing promoted
-    with pytest.raises(GateFailed):  # still held on the next run
-        drain()
+    totals = drain()  # no operator: nothing is held
 
-    monkeypatch.setenv("LAKEHOUSE_GATE_MAX_EVENT_AGE_DAYS", "1000")  # the fix
-    get_settings.cache_clear()
-    drain()
-    assert count("SELECT count(*) FROM silver.payment_events") == 5
+    assert totals["quarantined_by_code"] == {"INVALID_EVENT_TIME": 2}
+    assert count("SELECT count(*) FROM silver.payment_events") == 1000
+    quarantined = (
+        connect()
+        .execute("SELECT event_id, error_code FROM silver.quarantine ORDER BY event_id")
+        .fetchall()
+    )
+    assert quarantined == sorted(
+        [(future["id"], "INVALID_EVENT_TIME"), (old["id"], "INVALID_EVENT_TIME")]
+    )
 
 
 def test_a_bronze_batch_that_breaks_its_contract_is_held_until_an_operator_accepts_it(
@@ -281,23 +285,3 @@ def test_a_bronze_batch_that_breaks_its_contract_is_held_until_an_operator_accep
     assert silver.current_snapshot().summary["lakehouse.held-batch-decision"] == (
         "accept by ops@example.com: duplicates of one writer"
     )
-
-
-def test_operator_can_quarantine_a_held_batch_whole_and_the_decision_is_recorded(
-    deliveries,
-) -> None:
-    deliveries.send(_old_events(3))
-    with pytest.raises(GateFailed):
-        drain()
-
-    result = run_release("quarantine", by="ana@example.com", reason="replayed test data")
-
-    assert result["quarantined"] == {"GATE_REJECTED": 3}
-    assert count("SELECT count(*) FROM silver.quarantine WHERE error_code = 'GATE_REJECTED'") == 3
-    silver = Lakehouse().table(SILVER_PAYMENT_EVENTS)
-    summary = silver.current_snapshot().summary
-    assert summary["lakehouse.held-batch-decision"] == (
-        "quarantine by ana@example.com: replayed test data"
-    )
-    drain()  # the stream moves on
-    assert count("SELECT count(*) FROM silver.payment_events") == 0

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from ingest import topics
 from ingest.consumer import BatchReader, partition_key
 from ingest.messages import build_message
+from ingest.recovery import recovered_message
 from settings import get_settings
 from simulator.events import make_stripe_event
 from tests.support.broker import KafkaForTest, read_rows
@@ -58,7 +59,7 @@ def test_receiver_messages_become_bronze_rows_with_their_headers(clean_kafka) ->
     )
     assert row["topic"] == topics.PAYMENT_INTENT and row["message_key"] == "acct_42"
     assert row["payload"] == body.decode() and row["request_id"] == "req_1"
-    assert row["dlq_reason"] is None
+    assert row["dlq_reason"] is None and row["source"] is None  # a webhook names no source
     assert row["received_at"] == received
     assert offsets == {partition_key(msg.topic, row["partition"]): row["offset"] + 1}
 
@@ -95,6 +96,22 @@ def test_odd_messages_are_kept_whole_with_fallbacks_instead_of_failing_the_batch
     assert {r["provider"] for r in rows} == {"stripe"}
     assert [r["dlq_reason"] for r in rows] == [None, None, "X", None]
     assert [r["message_key"] for r in rows] == [None] * 4
+
+
+def test_a_recovered_event_lands_in_bronze_marked_as_coming_from_reconciliation(
+    clean_kafka,
+) -> None:
+    event = make_stripe_event("charge.succeeded")
+    msg = recovered_message(orjson.dumps(event), datetime.now(UTC), "run-7")
+    _produce(
+        clean_kafka,
+        [{"topic": msg.topic, "key": msg.key, "value": msg.value, "headers": msg.headers}],
+    )
+
+    (row,), _ = _read_all(1)
+
+    assert (row["event_id"], row["topic"]) == (event["id"], topics.CHARGE)
+    assert row["source"] == "reconciliation" and row["request_id"] == "reconcile:run-7"
 
 
 def _keep_producing(kafka: KafkaForTest, stop: threading.Event) -> None:

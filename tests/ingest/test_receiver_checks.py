@@ -61,3 +61,13 @@ def test_the_producer_is_durable_idempotent_and_gives_up_at_the_request_deadline
     assert config["message.timeout.ms"] == 2500
     assert config["linger.ms"] < config["message.timeout.ms"]
     assert config["sasl.mechanism"] == "PLAIN"  # the client settings are kept
+
+
+def test_topics_on_a_cluster_of_three_brokers_need_two_in_sync_replicas() -> None:
+    from ingest.topics import new_topics
+
+    [replicated] = new_topics(["webhooks.stripe.charge"], 6, brokers=3)
+    assert replicated.replication_factor == 3
+    assert replicated.config == {"min.insync.replicas": "2"}
+    [single] = new_topics(["webhooks.stripe.charge"], 3, brokers=1)
+    assert single.replication_factor == -1 and not single.config  # the broker's defaults

@@ -66,6 +66,9 @@ def test_broker_down_gives_503_and_writes_nothing_and_ready_follows_the_broker(
         assert refused.json()["error"]["code"] == "broker_unavailable"
         assert _produce_failures(client) >= 1
         _wait_ready(client, 503, timeout_s=5)
+        down = client.get("/health/ready").json()
+        assert down["status"] == "unavailable" and down["dependency"] == "broker"
+        assert broker.bootstrap not in str(down) and "rdkafka" not in str(down).lower()
 
         broker.start()
         _wait_ready(client, 200, timeout_s=30)

@@ -58,12 +58,13 @@ def test_history_command_writes_every_event_to_the_topics(fresh_broker) -> None:
 
 def test_train_models_runs_without_a_server(isolated_settings: Path) -> None:
     mlflow_store(isolated_settings)
-    summary = run_training(small_silver, num_boost_round=ROUNDS)
-    assert set(summary) == {"fraud", "retry", "churn"}
-    for row in summary.values():
+    run = run_training(small_silver, num_boost_round=ROUNDS)
+    assert set(run["models"]) == {"fraud", "retry", "churn"}
+    for row in run["models"].values():
         assert row["promoted"] and row["version"] == "1" and row["beats_baseline"]
-    markdown = summary_markdown(summary)
-    assert "payments-retry" in markdown and "Retry policy" in markdown
+    assert run["rescore"]["rows_rescored"] == 0  # champions moved; gold is empty here
+    markdown = summary_markdown(run["models"], run["rescore"])
+    assert "payments-retry" in markdown and "Retry policy" in markdown and "Rescored" in markdown
 
 
 @pytest.mark.slow
@@ -118,12 +119,13 @@ def test_train_models_flow_publishes_metrics_against_the_baseline(
     mlflow_store(isolated_settings)
     monkeypatch.setattr(training, "load_silver_history", lambda days: small_silver())
     with prefect_test_harness(server_startup_timeout=240):
-        summary = training.train_models(history_days=70, num_boost_round=ROUNDS)
+        run = training.train_models(history_days=100, num_boost_round=ROUNDS)
         artifact = Artifact.get("train-models")
-    assert {row["name"] for row in summary.values()} == {
+    assert {row["name"] for row in run["models"].values()} == {
         "payments-fraud",
         "payments-retry",
         "payments-churn",
     }
     assert artifact is not None and "baseline" in (artifact.description or "")
-    assert "payments-churn" in str(artifact.data)
+    assert "payments-churn" in str(artifact.data) and "Rescored 0 gold rows" in str(artifact.data)
+    assert run["rescore"]["champions"] == {row["name"]: "1" for row in run["models"].values()}

@@ -1,5 +1,6 @@
 """Features are point-in-time correct: nothing at or after an event's second changes them, and a
-scoring-time history trimmed to the look-back gives the training-time values."""
+scoring-time history trimmed to the look-back gives the training-time values. Amounts are only
+compared with amounts of the same currency."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ml.features import LOOKBACK, build_features, history_start, with_retry_delay
+from ml.features import (
+    AMOUNT_FEATURES,
+    LOOKBACK,
+    build_features,
+    history_start,
+    with_retry_delay,
+)
 from tests.support.history import small_silver
 
 T = "provider_created_at"
@@ -119,3 +126,58 @@ def test_retry_delay_features_say_which_paydays_the_wait_crosses(
     assert rows["retry_crosses_friday"].item() == friday
     assert rows["retry_crosses_month_start"].item() == month_start
     assert rows["retry_crosses_mid_month"].item() == mid_month
+
+
+def _shopper(customer: str, merchant: str, currency: str, scale: float) -> list[dict]:
+    """A customer's month at one merchant: payments of varying size (``scale`` × the base
+    amounts, in ``currency``'s major units), a failure and a refund, one card."""
+    start = datetime(2025, 1, 1, 9, tzinfo=UTC)
+    base = (40.0, 55.0, 38.0, 120.0, 42.0, 47.0, 300.0, 44.0)
+    rows = [
+        {
+            "event_id": f"{customer}:{i}",
+            "event_type": "payment.failed" if i == 5 else "payment.succeeded",
+            "merchant_id": merchant,
+            "customer_id": customer,
+            "charge_id": f"{customer}:ch{i}",
+            "amount": amount * scale,
+            "currency": currency,
+            "card_brand": "visa",
+            "card_last_four": "4242",
+            "card_country": "US",
+            "customer_country": "US",
+            T: start + timedelta(days=3 * i, hours=i),
+        }
+        for i, amount in enumerate(base)
+    ]
+    refund = {**rows[3], "event_id": f"{customer}:refund", "event_type": "refund.created"}
+    return [*rows, {**refund, T: rows[3][T] + timedelta(days=1)}]
+
+
+def test_two_customers_identical_but_for_currency_get_the_same_features() -> None:
+    usd = _shopper("cus_usd", "acct_usd", "USD", 1.0)
+    jpy = _shopper("cus_jpy", "acct_jpy", "JPY", 153.0)  # the same baskets, priced in yen
+    feats = build_features(pl.DataFrame([*usd, *jpy]))
+    keys = ["event_id", "merchant_id", "customer_id"]
+    one = feats.filter(pl.col("customer_id") == "cus_usd").drop(keys)
+    other = feats.filter(pl.col("customer_id") == "cus_jpy").drop(keys)
+    assert_frame_equal(one, other)
+    assert one.select(AMOUNT_FEATURES).drop_nulls().height > 3  # the ratios are worked out
+
+
+def test_payments_in_another_currency_do_not_change_a_customers_amount_features() -> None:
+    usd = _shopper("cus_1", "acct_1", "USD", 1.0)
+    # the same customer also pays in yen and dinars, at the same merchant and at another
+    other = [
+        {**row, "event_id": f"{row['event_id']}:{currency}", "currency": currency,
+         "merchant_id": merchant, "amount": row["amount"] * scale,
+         T: row[T] + timedelta(hours=5)}
+        for currency, merchant, scale in (("JPY", "acct_1", 150.0), ("KWD", "acct_2", 0.31))
+        for row in usd
+    ]  # fmt: skip
+    alone = build_features(pl.DataFrame(usd))
+    ids = [row["event_id"] for row in usd]
+    mixed = build_features(pl.DataFrame([*usd, *other])).filter(pl.col("event_id").is_in(ids))
+    assert_frame_equal(alone.select(AMOUNT_FEATURES), mixed.select(AMOUNT_FEATURES))
+    # the other currencies' payments are seen, as payments: they count, their amounts do not
+    assert (mixed["c_attempts_30d"] > alone["c_attempts_30d"]).any()

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 from ml import registry
 from ml.features import LOOKBACK, build_features, with_retry_delay
 from ml.metrics import CANDIDATE_DELAYS_H
-from ml.scoring import ELIGIBLE_TYPES, MODEL_NAMES, score_events
+from ml.scoring import ELIGIBLE_TYPES, MODEL_NAMES, score_events, stale_scores
 from tests.support.history import small_silver, trained_small
 from tests.support.mlflow_store import mlflow_store
 from warehouse.tables import GOLD_PAYMENT_SCORES
@@ -103,3 +103,38 @@ def test_scores_are_reproducible_for_a_fixed_model_version(champions) -> None:
     first = score_events(events, history, champions, scored_at=NOW).scores
     second = score_events(events, history, again, scored_at=NOW).scores
     assert_frame_equal(first, second)
+
+
+def test_a_champion_trained_on_features_no_longer_built_counts_as_missing(champions) -> None:
+    events, history = _batch()
+    fraud = champions["payments-fraud"]
+    assert fraud is not None
+    # a version of an older release, when the amount feature was the raw log_amount
+    old = registry.Champion(fraud.name, "old", fraud.booster, ("log_amount", *fraud.features[1:]))
+    mixed = {**champions, "payments-fraud": old}
+    result = score_events(events, history, mixed, scored_at=NOW)
+    assert result.missing_models == ("payments-fraud",)
+    assert result.scores["fraud_score"].is_null().all()
+    assert result.scores["churn_score"].null_count() == 0
+    assert stale_scores(result.scores, mixed).is_empty()  # nothing a rescore could do yet
+
+
+def test_a_score_row_is_stale_where_a_champion_scores_it_with_another_or_no_version() -> None:
+    def champion(name: str, version: str) -> registry.Champion:
+        return registry.Champion(name, version, None, ("card_is_new",))  # type: ignore[arg-type]
+
+    rows = pl.DataFrame(
+        {
+            "event_id": ["new", "current", "replaced", "failed", "guest"],
+            "event_type": ["payment.succeeded"] * 3 + ["payment.failed", "charge.succeeded"],
+            "customer_id": ["cus_1"] * 4 + [None],
+            "fraud_model_version": [None, "2", "1", None, "2"],
+            "retry_model_version": [None, None, None, "7", None],
+            "churn_model_version": [None, "3", "3", "3", None],
+        }
+    )
+    champions = {"payments-fraud": champion("payments-fraud", "2"), "payments-retry": None}
+    champions["payments-churn"] = champion("payments-churn", "3")
+    assert stale_scores(rows, champions).to_list() == ["new", "replaced"]
+    champions["payments-retry"] = champion("payments-retry", "8")
+    assert stale_scores(rows, champions).to_list() == ["new", "replaced", "failed"]

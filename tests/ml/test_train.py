@@ -1,13 +1,15 @@
-"""Training: labels come from later events, and each model beats its baseline on the holdout."""
+"""Training: labels come from later events, an embargo as long as the label horizon separates
+training rows from the holdout, and each model beats its baseline on the holdout."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from ml.labels import CHURN_HORIZON, FRAUD_HORIZON, churn_labels, fraud_labels, retry_labels
+from ml.train import SPECS, datasets, split_in_time
 from tests.support.history import small_silver, trained_small
 
 T = "provider_created_at"
@@ -33,6 +35,30 @@ def test_holdout_comes_after_training_in_time() -> None:
     model = trained_small()["churn"]
     assert model.holdout[T].min() > small_silver()[T].min() + timedelta(days=7)
     assert model.info["rows_train"] > model.holdout.height > 0
+
+
+@pytest.mark.parametrize("kind", ["fraud", "retry", "churn"])
+def test_no_training_row_has_a_label_window_reaching_into_the_holdout(kind: str) -> None:
+    data = datasets(small_silver(), (kind,))[kind]
+    horizon = SPECS[kind].horizon
+    assert data.train.height > 0 and data.holdout.height > 0
+    assert data.train[T].max() + horizon < data.holdout[T].min()
+
+
+def test_the_embargo_drops_training_rows_and_the_holdout_is_a_share_of_what_remains() -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = pl.DataFrame({T: pl.datetime_range(start, start + timedelta(days=60), "1h", eager=True)})
+    data = split_in_time(rows, share=0.25, embargo=timedelta(days=20))
+    cut = start + timedelta(days=50)  # the last quarter of the 40 days left after the embargo
+    assert data.holdout[T].min() == cut and data.holdout[T].max() == rows[T].max()
+    assert data.train[T].max() == cut - timedelta(days=20, hours=1)
+    assert data.train.height + data.holdout.height == rows.height - 20 * 24
+
+
+def test_a_history_shorter_than_the_embargo_leaves_the_task_out() -> None:
+    silver = small_silver()
+    short = silver.filter(pl.col(T) < silver[T].min() + timedelta(days=40))
+    assert set(datasets(short)) == {"retry"}  # fraud and churn labels look 30 days ahead
 
 
 def test_fraud_label_is_a_later_fraudulent_dispute_of_the_same_charge() -> None:

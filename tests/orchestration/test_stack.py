@@ -16,7 +16,15 @@ from lakehouse.cli import app
 from lakehouse.supervisor import free_port
 from tests.orchestration.conftest import LocalPrefect
 
-ALL_DEPLOYMENTS = {"microbatch", "train-models", "maintenance", "replay-quarantine", "backfill"}
+ALL_DEPLOYMENTS = {
+    "microbatch",
+    "train-models",
+    "maintenance",
+    "reconcile",
+    "replay-quarantine",
+    "rescore",
+    "backfill",
+}
 
 
 def http_service(tmp_path: Path) -> supervisor.Service:

@@ -60,7 +60,7 @@ def test_transform_outputs_satisfy_their_contracts(bronze: pl.DataFrame, split) 
         ("customer_country", "Germany"),
         ("merchant_id", "None"),
         ("event_id", "evt_without_provider"),
-        ("schema_version", 2),
+        ("schema_version", 1),
     ],
 )
 def test_a_bad_value_fails_the_silver_contract(split, column: str, value: object) -> None:

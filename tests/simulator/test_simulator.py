@@ -6,7 +6,7 @@ import random
 import re
 import statistics
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -16,7 +16,6 @@ from ingest import topics
 from ingest.messages import build_message
 from lakehouse.supervisor import free_port
 from simulator import (
-    CURRENCY_EXPONENT,
     EXPECTED_REJECTION,
     MALFORMED_KINDS,
     MERCHANTS,
@@ -69,7 +68,7 @@ def test_every_routed_type_has_the_stripe_envelope_and_lands_in_its_topic(event_
     assert re.fullmatch(r"evt_[A-Za-z0-9]{24}", evt["id"])
     assert evt["object"] == "event" and evt["type"] == event_type
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", evt["api_version"])
-    assert evt["created"] == int(T0.timestamp()) and evt["livemode"] is False
+    assert evt["created"] == int(T0.timestamp()) and evt["livemode"] is True
     assert isinstance(evt["pending_webhooks"], int) and set(evt["request"]) == {
         "id",
         "idempotency_key",
@@ -77,6 +76,7 @@ def test_every_routed_type_has_the_stripe_envelope_and_lands_in_its_topic(event_
     obj = evt["data"]["object"]
     assert obj["object"] == OBJECT_OF[event_type.rsplit(".", 1)[0]]
     assert isinstance(obj["id"], str) and isinstance(obj["metadata"], dict)
+    assert obj.get("livemode", True) is True  # a live account's objects, like its events
     message = build_message(encode(evt), T0, "req-1")
     assert message.topic == ROUTED[event_type]
     assert message.key.decode() == (evt.get("account") or obj["metadata"]["merchant_id"])
@@ -265,12 +265,34 @@ def _assert_broken_as(kind: str, body: bytes) -> None:
         "missing_object_id": lambda: "id" not in obj,
         "negative_amount": lambda: obj["amount"] < 0,
         "string_amount": lambda: isinstance(obj["amount"], str),
-        "amount_too_large": lambda: (
-            obj["amount"] > 1_000_000 * 10 ** CURRENCY_EXPONENT[obj["currency"]]
-        ),
+        "amount_too_large": lambda: obj["amount"] > 999_999_999_999,  # above IDR's 12 digits
         "invalid_currency": lambda: obj["currency"].upper() in {"XXX", "XTS", "XAU", "DEM", "FRF"},
     }
     assert checks[kind](), (kind, body[:200])
+
+
+def test_a_stream_until_now_holds_no_event_dated_after_it() -> None:
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    start = now - timedelta(hours=1)
+    unbounded = list(generate_events(3000, seed=4, start=start))
+    assert max(e["created"] for e in unbounded) > now.timestamp()  # bank debits settle days later
+
+    events = list(generate_events(3000, seed=4, start=start, until=now))
+
+    assert len(events) > 2900 and max(e["created"] for e in events) <= now.timestamp()
+    assert [e for e in unbounded if e["created"] <= now.timestamp()][:2000] == events[:2000]
+    assert (
+        len(list(generate_events(3000, seed=4, start=now + timedelta(seconds=1), until=now))) == 0
+    )
+
+
+def test_bulk_messages_are_never_dated_after_the_moment_they_are_delivered() -> None:
+    messages = list(bulk_messages(4000, seed=3, pool_size=4000))
+    delivered = datetime.now(UTC).timestamp()
+    created = [
+        orjson.loads(value)["created"] for topic, _, value, _ in messages if topic != topics.DLQ
+    ]
+    assert len(created) == len(messages) and max(created) <= delivered
 
 
 def test_signature_header_is_accepted_by_the_stripe_library_and_invalid_is_not() -> None:

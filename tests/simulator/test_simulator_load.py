@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -92,3 +93,21 @@ def test_load_writes_n_deliveries_as_the_receiver_would_with_fresh_ids_per_cycle
 
 def _received_at(headers: dict[str, bytes]):
     return datetime.fromisoformat(headers[topics.H_RECEIVED_AT].decode())
+
+
+def test_load_then_microbatch_holds_no_batch_and_dates_no_event_in_the_future(
+    fresh_broker: Callable[[], LocalBroker],
+) -> None:
+    fresh_broker()
+    loaded = runner.invoke(
+        app, ["simulate", "load", "--count", "3000", "--seed", "4", "--malformed-fraction", "0.01"]
+    )
+    assert loaded.exit_code == 0, loaded.output
+
+    drained = runner.invoke(app, ["run", "microbatch", "--max-seconds", "1.0"])
+
+    assert drained.exit_code == 0, drained.output  # no gate held a batch
+    totals = json.loads(drained.output[drained.output.index("{") : drained.output.rindex("}") + 1])
+    assert totals["rows_in"]["bronze"] == 3000
+    assert "INVALID_EVENT_TIME" not in totals["quarantined_by_code"]
+    assert set(totals["gates"].values()) == {True}

@@ -8,6 +8,7 @@
 - ``mlflow_store``: a migrated, empty MLflow store for a test's home;
 - ``services``: a receiver served in a thread, topic tails, reading bronze batches;
 - ``patching``: wrapping a function wherever it was imported (crash points, time breakdowns);
+- ``stripe_standin``: a stand-in for Stripe's Events API (reconciliation), served in a thread;
 - ``faults``: real faults (the catalog's write lock held by another process, a loader's reader
   child); ``prefect``: a real Prefect server and reads of its runs.
 

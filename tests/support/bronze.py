@@ -31,9 +31,10 @@ def bronze_row(
     topic: str | None = None,
 ) -> dict[str, Any]:
     """One delivery of ``event`` (a dict, or a raw body) as the bronze loader lands it; received
-    ``offset`` seconds after ``T0`` unless ``received_at`` says when."""
+    ``offset`` + 1 seconds after the event's ``created`` (``T0`` for a body without one: not
+    JSON, say), unless ``received_at`` says when."""
     body = body_of(event)
-    received_at = received_at or T0 + timedelta(seconds=offset)
+    received_at = received_at or _created(body, T0) + timedelta(seconds=offset + 1)
     message = build_message(body, received_at, request_id=f"req-{offset}")
     topic = topic or message.topic
     return {
@@ -51,6 +52,17 @@ def bronze_row(
         "received_at": received_at,
         "ingested_at": received_at + timedelta(seconds=1),
     }
+
+
+def _created(body: bytes, default: datetime) -> datetime:
+    """The body's ``created`` as a UTC time, else ``default``."""
+    try:
+        created = orjson.loads(body).get("created")
+    except (orjson.JSONDecodeError, AttributeError):
+        return default
+    if isinstance(created, int) and not isinstance(created, bool):
+        return datetime.fromtimestamp(created, UTC)
+    return default
 
 
 def just_after_creation(event: dict) -> datetime:

@@ -15,8 +15,9 @@ from tests.support.bronze import bronze_frame, just_after_creation
 from transforms.events import to_silver
 
 END = datetime(2025, 3, 1, tzinfo=UTC)
-#: Small enough to be quick, large enough for every model to find its structure.
-SMALL = {"days": 70, "customers": 700, "seed": 11, "fraud_rate": 0.2}
+#: Small enough to be quick, large enough for every model to find its structure, and long enough
+#: for fraud and churn (labels 30 days ahead, as long an embargo before the holdout) to train.
+SMALL = {"days": 100, "customers": 500, "seed": 11, "fraud_rate": 0.2}
 #: Boosting rounds in tests (early stopping usually ends sooner).
 ROUNDS = 150
 

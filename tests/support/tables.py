@@ -17,6 +17,16 @@ from warehouse.tables import (
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
+def plain_type(arrow_type: pa.DataType) -> pa.DataType:
+    """``arrow_type`` with large and view strings and lists as plain ones (Polars and pyiceberg
+    read strings and lists as large; the table definitions say plain)."""
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return pa.list_(plain_type(arrow_type.value_type))
+    return arrow_type
+
+
 def _typed(columns: dict[str, list], spec: TableSpec) -> pa.Table:
     """``columns`` with the types of ``spec``'s fields (columns left out are optional ones)."""
     return pa.table(columns, schema=pa.schema([spec.arrow_schema.field(n) for n in columns]))
@@ -41,7 +51,7 @@ def make_silver_events(ids: range, day: datetime = DAY, merchant: str = "acct_1"
         "received_at": at,
         "processed_at": at,
         "delivery_id": [f"webhooks.stripe.payment_intent:0:{i}" for i in ids],
-        "schema_version": [1] * n,
+        "schema_version": [2] * n,
     }
     return _typed(columns, SILVER_PAYMENT_EVENTS)
 
@@ -78,5 +88,9 @@ def make_merchant_daily(day: date, volume_minor: int) -> pa.Table:
         "refunds": [0, 0],
         "disputes": [0, 0],
         "updated_at": [DAY, DAY],
+        "refund_volume_minor": [0, 0],
+        "refund_volume": [Decimal(0)] * 2,
+        "dispute_volume_minor": [0, 0],
+        "dispute_volume": [Decimal(0)] * 2,
     }
     return _typed(columns, GOLD_MERCHANT_DAILY)

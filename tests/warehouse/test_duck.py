@@ -39,7 +39,8 @@ def test_every_table_is_a_view_with_the_appended_rows_and_column_docs() -> None:
         "SELECT comment FROM duckdb_columns() WHERE schema_name = 'silver' AND "
         "table_name = 'payment_events' AND column_name = 'amount_minor'"
     ).fetchone()
-    assert doc == ("amount in the currency's smallest unit, as sent",)
+    (amount_minor,) = (c for c in SILVER_PAYMENT_EVENTS.columns if c.name == "amount_minor")
+    assert doc == (amount_minor.doc,)
 
 
 def test_empty_and_never_created_tables_are_queryable_with_their_types() -> None:
@@ -55,7 +56,7 @@ def test_empty_and_never_created_tables_are_queryable_with_their_types() -> None
             "schema_name = 'silver' AND table_name = 'payment_events'"
         ).fetchall()
     )
-    assert columns["amount"] == "DECIMAL(20,3)"
+    assert columns["amount"] == "DECIMAL(24,4)"
     assert columns["provider_created_at"] == "TIMESTAMP WITH TIME ZONE"
     assert list(columns) == SILVER_PAYMENT_EVENTS.column_names
     assert _count(con, "silver.quarantine") == 0

@@ -45,11 +45,11 @@ def test_sql_prints_csv_and_json(snapshots: list[int]) -> None:
     assert as_csv.exit_code == 0 and as_json.exit_code == 0, as_csv.output + as_json.output
     rows = list(csv.DictReader(io.StringIO(as_csv.output)))
     assert [r["event_id"] for r in rows] == ["stripe:evt_0", "stripe:evt_1", "stripe:evt_2"]
-    assert rows[1]["amount"] == "1.000"
+    assert rows[1]["amount"] == "1.0000"
     records = json.loads(as_json.output)
     assert records[2] == {
         "event_id": "stripe:evt_2",
-        "amount": "2.000",
+        "amount": "2.0000",
         "provider_created_at": "2026-11-20T00:00:02+00:00",
     }
 
