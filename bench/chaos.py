@@ -62,11 +62,12 @@ class Stack:
     broker: LocalBroker
     env: dict[str, str]
     log: Callable[[str], None] = print
+    children: list[subprocess.Popen] = field(default_factory=list)
 
     def child(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """``python -m lakehouse.cli <args>`` in its own session, logging to ``<name>.log``."""
         out = (self.folder / f"{name}.log").open("ab")
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "lakehouse.cli", *args],
             env={**self.env, **(env or {})},
             cwd=self.folder,
@@ -74,6 +75,21 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.children.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        """Every child still running (the receiver, a loader left by an error), then the broker."""
+        for proc in self.children:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.children:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.broker.stop()
 
 
 def start_stack(folder: Path, partitions: int) -> Stack:
@@ -361,7 +377,7 @@ def main() -> None:
         drain(stack)
         figures, audit = verdict(stack, sent)
     finally:
-        stack.broker.stop()
+        stack.stop()
     report(figures, audit, faults, restarts, sent)
     failed = (
         figures["lost (acknowledged, not in bronze)"]

@@ -12,15 +12,18 @@ the tables: ``warehouse.audit_queries``) and hands them to the comparisons of ``
    ``gold.merchant_daily``'s sums equal silver's for every day gold has caught up with (both by
    gold's own rules: ``transforms.merchant_daily.for_gold``, live events unless configured).
 
-``SECTIONS`` is the list the report is made of: a later check (the last reconciliation with the
-provider) is one more function returning a ``Section``.
+4. the last reconciliation with the provider of each day (``gold.reconciliation``): events the
+   provider listed that are in neither bronze nor sent are missing.
+
+``SECTIONS`` is the list the report is made of: a later check is one more function returning a
+``Section``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -31,9 +34,9 @@ from ml.scoring import ELIGIBLE_TYPES
 from settings import Settings, get_settings
 from transforms.merchant_daily import EVENT_COLUMNS, KEYS, for_gold, merchant_daily
 from transforms.normalize import EVENT_TYPES
-from warehouse import audit, audit_queries, watermarks
+from warehouse import audit, audit_queries, reconciliation, watermarks
 from warehouse import tables as T
-from warehouse.catalog import get_catalog
+from warehouse.catalog import Catalog, get_catalog
 from warehouse.duck import connect
 from warehouse.io import Table
 from warehouse.queries import existing_table
@@ -44,6 +47,7 @@ class Audited:
     """What the sections read: the settings, the tables that exist, one DuckDB connection."""
 
     settings: Settings
+    catalog: Catalog
     con: duckdb.DuckDBPyConnection
     tables: dict[str, Table] = field(default_factory=dict)
 
@@ -99,8 +103,21 @@ def gold_section(done: Audited) -> audit.Section:
     return audit.silver_vs_gold(days, mismatches, pending)
 
 
+#: Days back the reconciliation section looks for bronze days no run covered: what Stripe's
+#: Events API lists.
+RECONCILE_LOOKBACK_DAYS = 30
+
+
+def reconciliation_section(done: Audited) -> audit.Section:
+    """The last reconciliation with the provider of each day: events still missing."""
+    last = reconciliation.last_reconciliation_per_day(done.catalog)
+    since = (datetime.now(UTC).date() - timedelta(days=RECONCILE_LOOKBACK_DAYS)).isoformat()
+    days, unreconciled = audit_queries.reconciled_days(done.con, last.to_arrow(), since)
+    return audit.provider_reconciliation(days, unreconciled, RECONCILE_LOOKBACK_DAYS)
+
+
 #: The audit, section by section (a later check is appended here).
-SECTIONS: list[Check] = [broker_section, bronze_section, gold_section]
+SECTIONS: list[Check] = [broker_section, bronze_section, gold_section, reconciliation_section]
 
 
 def _sums(daily: pl.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
@@ -129,7 +146,7 @@ def run_audit(settings: Settings | None = None) -> audit.AuditReport:
     }
     con = connect(catalog)
     try:
-        done = Audited(settings, con, tables)
+        done = Audited(settings, catalog, con, tables)
         return audit.AuditReport(tuple(section(done) for section in SECTIONS))
     finally:
         con.close()

@@ -290,3 +290,63 @@ def daily_mismatches(
             text = ", ".join(f"{c} {a} (silver gives {b})" for c, (a, b) in sorted(diff.items()))
             found.append(f"{key[0]} {key[1]}: {text}")
     return found
+
+
+@dataclass(frozen=True)
+class ReconciledDay:
+    """The last reconciliation of one provider's day (events created that UTC day)."""
+
+    provider: str
+    day: str
+    listing: str
+    provider_events: int
+    in_bronze: int
+    sent: int  # recovered by that run or an earlier one
+    sent_not_in_bronze: int  # sent to the topics, not loaded into bronze yet
+    still_missing: int
+    dry_run: bool
+    reconciled_at: str
+
+
+def provider_reconciliation(
+    days: Iterable[ReconciledDay], unreconciled: Sequence[str], lookback_days: int
+) -> Section:
+    """The provider's own list against the lakehouse, as the last reconciliation of each day
+    found it: events in neither bronze nor sent are a problem; events sent by reconciliation
+    but not in bronze yet are pending (the broker section says whether the loaders are behind).
+    Reconciliation never having run, or days bronze received events on that no run covered,
+    are notes: it runs only where a provider API key is configured."""
+    rows, problems, pending = [], [], 0
+    for d in sorted(days, key=lambda d: (d.provider, d.day)):
+        pending += d.sent_not_in_bronze
+        rows.append(
+            (d.provider, d.day, d.listing, d.provider_events, d.in_bronze, d.sent)
+            + (d.sent_not_in_bronze, d.still_missing, d.reconciled_at)
+        )
+        if d.still_missing:
+            how = "a dry run" if d.dry_run else "the broker refused them"
+            problems.append(
+                f"{d.provider} {d.day}: {d.still_missing} events the provider listed are in "
+                f"neither bronze nor sent ({how}, last run {d.reconciled_at}): "
+                "run `lakehouse run reconcile` for that day"
+            )
+    notes: tuple[str, ...] = ()
+    if not rows:
+        notes = (
+            "reconciliation with the provider never ran "
+            "(`lakehouse run reconcile`, needs LAKEHOUSE_STRIPE_API_KEY)",
+        )
+    elif unreconciled:
+        notes = (
+            f"bronze days of the last {lookback_days} not reconciled: "
+            + ", ".join(unreconciled[:SHOWN_RANGES]),
+        )
+    columns = ("provider", "day", "listing", "provider events", "in bronze", "sent")
+    return Section(
+        "last reconciliation with the provider",
+        (*columns, "sent, not in bronze yet", "still missing", "reconciled at"),
+        tuple(rows),
+        tuple(problems),
+        pending,
+        notes,
+    )

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.table import Table
 
-from warehouse.audit import DayAccount, OffsetRange, PartitionStats, ScoreDay
+from warehouse.audit import DayAccount, OffsetRange, PartitionStats, ReconciledDay, ScoreDay
 from warehouse.duck import pinned_view
 
 #: Ranges read per partition and kind (missing, doubled): the audit lists the first of them.
@@ -245,3 +245,40 @@ def silver_columns(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> pa
 def merchant_daily(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """``gold.merchant_daily`` as stored."""
     return con.execute("SELECT * FROM gold.merchant_daily").to_arrow_table()
+
+
+def reconciled_days(
+    con: duckdb.DuckDBPyConnection, last: pa.Table, bronze_since: str
+) -> tuple[list[ReconciledDay], list[str]]:
+    """``last`` (the last reconciliation of each provider and day,
+    ``warehouse.reconciliation.last_reconciliation_per_day``) with how many of the events each
+    run sent bronze does not hold yet (one anti join on event id); and the days since
+    ``bronze_since`` (ISO date, today aside) bronze received events on that no run covered."""
+    con.register("audit_last_reconciliation", last)
+    try:
+        found = con.execute(
+            """WITH sent AS (
+                SELECT provider, day, unnest(recovered_event_ids) AS event_id
+                FROM audit_last_reconciliation),
+            absent AS (
+                SELECT provider, day, count(*) AS n FROM sent s
+                WHERE NOT EXISTS (SELECT 1 FROM bronze.webhook_events b
+                                  WHERE b.event_id = s.event_id)
+                GROUP BY ALL)
+            SELECT r.provider, CAST(r.day AS VARCHAR), r.listing, r.provider_events,
+                r.in_bronze, r.recovered_earlier + r.recovered, coalesce(a.n, 0),
+                r.still_missing, r.dry_run, strftime(r.reconciled_at, '%Y-%m-%d %H:%M:%S')
+            FROM audit_last_reconciliation r LEFT JOIN absent a USING (provider, day)
+            ORDER BY 1, 2"""
+        ).fetchall()
+        uncovered = con.execute(
+            """SELECT DISTINCT CAST(CAST(received_at AS DATE) AS VARCHAR) AS day
+            FROM bronze.webhook_events
+            WHERE received_at >= CAST($since AS DATE) AND received_at < current_date
+              AND CAST(received_at AS DATE) NOT IN (SELECT day FROM audit_last_reconciliation)
+            ORDER BY 1""",
+            {"since": bronze_since},
+        ).fetchall()
+    finally:
+        con.unregister("audit_last_reconciliation")
+    return [ReconciledDay(*row) for row in found], [day for (day,) in uncovered]

@@ -53,7 +53,8 @@ def test_a_drained_lakehouse_is_complete_layer_by_layer(deliveries: Deliveries) 
     code, output = audit_cli()
 
     assert report.ok, report.problems
-    broker, bronze, gold = (s.as_dict() for s in report.sections)
+    broker, bronze, gold, provider = (s.as_dict() for s in report.sections)
+    assert not provider["rows"] and "never ran" in provider["notes"][0]  # no API key here
     assert sum(r["in bronze"] for r in broker["rows"]) == 34
     (day,) = bronze["rows"]
     assert (day["silver"], day["quarantine"], day["duplicates"], day["not modelled"]) == (
@@ -81,7 +82,7 @@ def test_work_not_done_yet_is_pending_not_missing(deliveries: Deliveries) -> Non
     report = run_audit()
 
     assert report.ok, report.problems
-    broker, bronze, _ = (s.as_dict() for s in report.sections)
+    broker, bronze, _, _ = (s.as_dict() for s in report.sections)
     recorded = [r for r in broker["rows"] if r["recorded"] != "-"]
     assert sum(r["pending"] for r in recorded) == 5  # on the broker, not in bronze yet
     assert bronze["pending"] == 7  # in bronze, after silver's watermark

@@ -14,6 +14,7 @@ import pytest
 from prefect.artifacts import Artifact
 from typer.testing import CliRunner
 
+from flows.audit import run_audit
 from flows.context import Lakehouse
 from flows.loop import run_loop
 from flows.reconcile import RecoveryIncomplete, reconcile, run_reconcile, window_of
@@ -31,6 +32,7 @@ from tests.support.stripe import SECRET
 from tests.support.stripe_standin import API_KEY, StripeStandIn, serving
 from transforms.normalize import EVENT_TYPES
 from warehouse import connect
+from warehouse.audit import AuditReport, Section
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -130,6 +132,15 @@ def test_events_never_delivered_are_recovered_once_into_bronze_and_silver(
     )
     assert [r[1:] for r in by_run] == [(k, k, k), (n, 0, 0), (n, 0, 0)]
 
+    report = run_audit()  # the last run of each day: nothing missing, nothing waiting
+    section = reconciliation_of(report)
+    assert report.ok and section.ok and section.pending == 0, report.markdown()
+    assert sum(row[3] for row in section.rows) == n  # provider events, last run per day
+
+
+def reconciliation_of(report: AuditReport) -> Section:
+    return next(s for s in report.sections if s.title == "last reconciliation with the provider")
+
 
 @pytest.mark.parametrize("failure", ["unreachable", "rate-limited-after-one-page"])
 def test_a_window_not_listed_completely_sends_nothing_and_writes_no_row(
@@ -178,6 +189,10 @@ def test_the_cli_dry_run_reports_what_is_missing_and_an_unreachable_api_exits_1(
         dry = runner.invoke(cli, ["run", "reconcile", "--since", SINCE.isoformat(), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert f'"still_missing": {len(events)}' in dry.output and '"recovered": 0' in dry.output
+    section = reconciliation_of(run_audit())  # the audit names the days with events missing
+    assert not section.ok
+    assert sum(int(p.split(": ")[1].split()[0]) for p in section.problems) == len(events)
+    assert all("a dry run" in p for p in section.problems)
 
     use_api(monkeypatch, f"http://127.0.0.1:{free_port()}")
     down = runner.invoke(cli, ["run", "reconcile", "--since", SINCE.date().isoformat()])

@@ -8,11 +8,13 @@ from warehouse.audit import (
     DayAccount,
     OffsetRange,
     PartitionStats,
+    ReconciledDay,
     ScoreDay,
     broker_vs_bronze,
     bronze_accounting,
     daily_mismatches,
     missing_offsets,
+    provider_reconciliation,
     silver_vs_gold,
 )
 
@@ -125,6 +127,32 @@ def test_merchant_daily_sums_are_compared_per_day_and_currency_pending_days_asid
         "2026-11-30 EUR: payments_succeeded 0 (silver gives 1), volume_minor 0 (silver gives 10)",
         "2026-11-30 USD: volume_minor 500 (silver gives 700)",
     ]
+
+
+def test_events_neither_in_bronze_nor_sent_are_missing_sent_ones_not_loaded_are_pending() -> None:
+    at = "2026-12-01 02:00:00"
+    days = [
+        ReconciledDay("stripe", "2026-11-29", "all", 50, 50, 0, 0, 0, False, at),
+        ReconciledDay("stripe", "2026-11-30", "all", 40, 35, 5, 2, 0, False, at),
+        ReconciledDay("stripe", "2026-11-28", "all", 30, 27, 0, 0, 3, True, at),
+    ]
+
+    section = provider_reconciliation(days, ["2026-11-27"], 30)
+
+    assert section.pending == 2
+    assert [row[1] for row in section.rows] == ["2026-11-28", "2026-11-29", "2026-11-30"]
+    assert section.problems == (
+        "stripe 2026-11-28: 3 events the provider listed are in neither bronze nor sent "
+        f"(a dry run, last run {at}): run `lakehouse run reconcile` for that day",
+    )
+    assert section.notes == ("bronze days of the last 30 not reconciled: 2026-11-27",)
+
+
+def test_reconciliation_never_run_is_a_note_not_a_problem() -> None:
+    section = provider_reconciliation([], ["2026-11-30"], 30)
+
+    assert section.ok and not section.rows
+    assert "reconciliation with the provider never ran" in section.notes[0]
 
 
 def test_the_report_fails_when_any_section_has_a_problem_and_renders_it() -> None:
