@@ -67,7 +67,9 @@ def unrecorded_quarantine(quarantine: Table, rows: pl.DataFrame) -> pl.DataFrame
     existing = io.scan(quarantine, row_filter=In("quarantine_id", ids), columns=("quarantine_id",))
     if existing.num_rows == 0:
         return rows
-    return rows.filter(~pl.col("quarantine_id").is_in(pl.from_arrow(existing)["quarantine_id"]))
+    return rows.filter(
+        ~pl.col("quarantine_id").is_in(pl.from_arrow(existing)["quarantine_id"].implode())
+    )
 
 
 def rows_on_days(table: Table, days: Iterable[date], columns: Sequence[str]) -> pl.DataFrame:
