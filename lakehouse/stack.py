@@ -3,14 +3,14 @@
 Parts, in start order: the embedded broker (``lakehouse.broker``), a Prefect server on SQLite, the
 ``lakehouse-process`` work pool with the deployments of ``prefect.yaml``, a process worker, the
 webhook receiver, the MLflow UI and the scoring API (``serving``; it answers 503
-``model_unavailable`` until the first training, and follows the champions without a restart). Each long-running part is a ``lakehouse.supervisor.Service``
-(a command, a pid file under ``<home>/run``, a log under ``<home>/logs`` and a readiness check),
-started and stopped by the one supervisor. Every function is idempotent: starting a running part
-only waits until it is ready; stopping a stopped part is a no-op. Child processes get
-``PREFECT_API_URL`` of the local server and an absolute ``LAKEHOUSE_HOME``, so flow runs see the
-same lakehouse as the command that started them. What ``lakehouse status`` reads is in
-``lakehouse.status``; the Prefect API and CLI calls in ``lakehouse.prefect_api``.
-"""
+``model_unavailable`` until the first training, and follows the champions without a restart). Each
+long-running part is a ``lakehouse.supervisor.Service`` (a command, a pid file under ``<home>/run``,
+a log under ``<home>/logs`` and a readiness check), started and stopped by the one supervisor. Every
+function is idempotent: starting a running part only waits until it is ready; stopping a stopped
+part is a no-op. Child processes get ``PREFECT_API_URL`` of the local server and an absolute
+``LAKEHOUSE_HOME``, so flow runs see the same lakehouse as the command that started them. What
+``lakehouse status`` reads is in ``lakehouse.status``; the Prefect API and CLI calls in
+``lakehouse.prefect_api``."""
 
 from __future__ import annotations
 
