@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import numpy as np
 import polars as pl
@@ -42,19 +43,46 @@ _CODES = {
 
 
 @dataclass(frozen=True)
+class _Layout:
+    """Where each feature of a spec reads, worked out once: per sum its value column in
+    ``cums`` and its window's position among the lower bounds."""
+
+    key: Callable[[Mapping[str, object]], object]  # the event's key: a value, or a tuple
+    sizes: tuple[int, ...]  # the window sizes, the look-back included (one lower bound each)
+    sums: tuple[tuple[str, int, int], ...]  # feature, value column, window position
+    lookback: int  # the look-back's position in ``sizes``
+    empty: dict[str, float]  # the features of a key without history
+
+    @classmethod
+    def of(cls, spec: KeyedWindows, columns: tuple[str, ...], lookback_s: int) -> _Layout:
+        sizes = tuple(sorted({w for _, _, w in spec.sums} | {lookback_s}))
+        empty = {name: 0.0 for name, _, _ in spec.sums}
+        empty |= {name: lookback_s / 3600 for name, _ in spec.hours_since}
+        if spec.since_first:
+            empty[spec.since_first[0]] = 0.0
+        return cls(
+            key=itemgetter(*spec.keys),
+            sizes=sizes,
+            sums=tuple((n, columns.index(c), sizes.index(w)) for n, c, w in spec.sums),
+            lookback=sizes.index(lookback_s),
+            empty=empty,
+        )
+
+
+@dataclass(frozen=True)
 class _WindowIndex:
     """One ``KeyedWindows`` spec over the history, packed for binary searches."""
 
     spec: KeyedWindows
-    codes: dict[tuple, int]  # key values -> key code
+    codes: dict[object, int]  # the key (a value, or a tuple of values) -> key code
     packed: np.ndarray  # int64, sorted: code * 2**32 + (second - t0)
-    cums: np.ndarray  # float64 (rows + 1, sums): sums of each value over the rows before
-    sums: tuple[str, ...]  # value columns, in ``cums`` order
+    cums: np.ndarray  # float64 (rows + 1, value columns): sums over the rows before
     last: dict[str, np.ndarray]  # flag -> packed time of the latest flagged row so far, or -1
+    layout: _Layout
 
     @classmethod
     def build(cls, frame: pl.DataFrame, spec: KeyedWindows, t0: int) -> _WindowIndex:
-        sums = tuple(sorted({c for _, c, _ in spec.sums}))
+        columns = tuple(sorted({c for _, c, _ in spec.sums}))
         flags = [f for _, f in spec.hours_since]
         keyed = frame.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in spec.keys))
         keys = keyed.select(spec.keys).unique().with_row_index("_code")
@@ -62,15 +90,13 @@ class _WindowIndex:
             keyed.join(keys, on=list(spec.keys))
             .select(
                 _packed=pl.col("_code").cast(pl.Int64) * _PACK + (pl.col("_t") - t0),
-                **{c: pl.col(c).cast(pl.Float64) for c in sums},
+                **{c: pl.col(c).cast(pl.Float64) for c in columns},
                 **{f"_flag_{f}": pl.col(f) > 0 for f in flags},
             )
             .sort("_packed")
         )
-        packed = rows["_packed"].to_numpy()
-        cums = np.zeros((rows.height + 1, len(sums)))
-        if sums:
-            np.cumsum(rows.select(sums).to_numpy(), axis=0, out=cums[1:])
+        cums = np.zeros((rows.height + 1, len(columns)))
+        np.cumsum(rows.select(columns).to_numpy(), axis=0, out=cums[1:])
         last = {
             f: rows.select(
                 pl.when(pl.col(f"_flag_{f}")).then(pl.col("_packed")).forward_fill().fill_null(-1)
@@ -79,24 +105,26 @@ class _WindowIndex:
             .to_numpy()
             for f in flags
         }
-        codes = dict(zip(keys.select(spec.keys).rows(), keys["_code"].to_list(), strict=True))
-        return cls(spec, codes, packed, cums, sums, last)
+        values = keys.select(spec.keys).rows() if len(spec.keys) > 1 else keys[spec.keys[0]]
+        codes = dict(zip(values, keys["_code"].to_list(), strict=True))
+        layout = _Layout.of(spec, columns, F.LOOKBACK_S)
+        return cls(spec, codes, rows["_packed"].to_numpy(), cums, last, layout)
 
-    def windows(self, event: Mapping[str, object], t: int, lookback_s: int) -> dict[str, float]:
-        """The spec's features for an event at packed-relative second ``t`` (``ml.windows``)."""
-        code = self.codes.get(tuple(event.get(k) for k in self.spec.keys))
+    def windows(self, event: Mapping[str, object], t: int) -> dict[str, float]:
+        """The spec's features for an event at packed-relative second ``t``: the arithmetic of
+        ``ml.windows.keyed_windows`` for one row (a handful of scalars: plain Python is faster
+        than numpy's per-call overhead here)."""
+        layout = self.layout
+        code = self.codes.get(layout.key(event))
         if code is None:  # no history for this key (or a null key part): empty windows
-            return self._empty(lookback_s)
+            return dict(layout.empty)
         start = code * _PACK
         q = start + t
-        sizes = sorted({w for _, _, w in self.spec.sums} | {lookback_s})
-        bounds = np.searchsorted(self.packed, [q, *(max(q - w, start) for w in sizes)], "left")
-        hi, lo = int(bounds[0]), dict(zip(sizes, (int(b) for b in bounds[1:]), strict=True))
-        column = {c: i for i, c in enumerate(self.sums)}
-        out = {
-            name: float(self.cums[hi, column[c]] - self.cums[lo[w], column[c]])
-            for name, c, w in self.spec.sums
-        }
+        bounds = self.packed.searchsorted([q, *(max(q - w, start) for w in layout.sizes)])
+        hi, *lo = bounds.tolist()
+        top, bottoms = self.cums[hi].tolist(), [self.cums[b].tolist() for b in lo]
+        out = {name: top[c] - bottoms[w][c] for name, c, w in layout.sums}
+        lookback_s = layout.sizes[layout.lookback]
         for name, flag in self.spec.hours_since:
             previous = int(self.last[flag][hi - 1]) if hi > 0 else -1
             age = q - previous
@@ -104,15 +132,8 @@ class _WindowIndex:
             out[name] = age / 3600 if ok else lookback_s / 3600
         if self.spec.since_first:
             name, unit = self.spec.since_first
-            first = lo[lookback_s]
+            first = lo[layout.lookback]
             out[name] = (q - int(self.packed[first])) / unit if hi > first else 0.0
-        return out
-
-    def _empty(self, lookback_s: int) -> dict[str, float]:
-        out = {name: 0.0 for name, _, _ in self.spec.sums}
-        out |= {name: lookback_s / 3600 for name, _ in self.spec.hours_since}
-        if self.spec.since_first:
-            out[self.spec.since_first[0]] = 0.0
         return out
 
 
@@ -157,7 +178,7 @@ class OnlineIndex:
         out |= _own(row)
         windows: dict[str, float] = {}
         for index in self.windows:
-            windows |= index.windows(row, second - self.t0, F.LOOKBACK_S)
+            windows |= index.windows(row, second - self.t0)
         return out | windows | _derived(row, windows)
 
     def _filled(self, event: OnlineEvent, second: int) -> dict[str, object]:

@@ -1,9 +1,8 @@
 """One event's predictions with the champions, for the scoring API: the online features
 (``ml.online``) in, the probabilities gold would write out (``ml.scoring`` for a batch).
 
-One LightGBM call per answer on a single row (the retry grid: one row per candidate delay),
-single-threaded: for a row, thread start-up costs more than it saves, and the API serves many
-requests at once.
+LightGBM's single-row path (``ml.rowpredict``), one thread: for a row, threads cost more than
+they save, and the API serves many requests at once.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import numpy as np
 from ml.metrics import CANDIDATE_DELAYS_H
 from ml.online import Features, design_row, with_retry_delay
 from ml.registry import Champion
-
-_THREADS = 1
+from ml.rowpredict import predict_rows
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,12 @@ class RetryGrid:
 
 def probability(champion: Champion, feats: Features) -> float:
     """The champion's probability for one event (fraud, churn)."""
-    row = design_row(feats, champion.features)
-    return float(champion.booster.predict(row, num_threads=_THREADS)[0])
+    return predict_rows(champion.booster, design_row(feats, champion.features))[0]
 
 
 def retry_grid(champion: Champion, feats: Features) -> RetryGrid:
-    """The retry model over every candidate delay of a failed payment, in one call."""
+    """The retry model over every candidate delay of a failed payment."""
     rows = np.vstack(
         [design_row(with_retry_delay(feats, d), champion.features) for d in CANDIDATE_DELAYS_H]
     )
-    grid = champion.booster.predict(rows, num_threads=_THREADS)
-    return RetryGrid(CANDIDATE_DELAYS_H, tuple(float(p) for p in grid))
+    return RetryGrid(CANDIDATE_DELAYS_H, tuple(predict_rows(champion.booster, rows)))

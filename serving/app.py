@@ -11,7 +11,7 @@ in production.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from serving import answers, events, schemas
@@ -84,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live = Live(settings)
     app.state.max_future = timedelta(seconds=settings.event_max_future_seconds)
     for path, answer, body, answered, summary in _ROUTES:
-        app.add_api_route(
+        app.router.add_api_route(
             path,
             _endpoint(answer, body),
             methods=["POST"],
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             responses=_ERRORS,
             summary=summary,
             tags=["scoring"],
+            route_class_override=ScoringRoute,
         )
     app.add_api_route("/health/live", live, methods=["GET"], response_model=schemas.Health)
     app.add_api_route(
@@ -108,18 +111,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _endpoint(answer: Callable, body: type) -> Callable:
-    """A route for ``answer``: the validated body in, its answer out."""
+def _endpoint(answer: Callable, body: type[BaseModel]) -> Callable:
+    """A route for ``answer``: the validated body in, its answer out. FastAPI documents it from
+    this signature; ``ScoringRoute`` serves it."""
 
     async def endpoint(request: Request, payload: Any) -> Any:
         state = request.app.state
         return answer(state.live.served, payload, state.max_future)
 
-    # the body's model, for FastAPI to validate and document (postponed annotations are strings
-    # that would be looked up in this module)
+    # the body's model, for FastAPI to document (postponed annotations are strings that would be
+    # looked up in this module)
     endpoint.__annotations__ = {"request": Request, "payload": body, "return": Any}
     endpoint.__doc__ = answer.__doc__
+    endpoint.body = body  # type: ignore[attr-defined]
     return endpoint
+
+
+class ScoringRoute(APIRoute):
+    """A documented route whose requests skip FastAPI's parameter solving and response
+    re-validation: the body is validated from its bytes by pydantic-core (``model_validate_json``)
+    and the answer serialized by it. Measured on the two-core machine: 90 µs less CPU per
+    request than the declared route, about as much as scoring itself (``bench/scoring.py``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint, body = self.endpoint, self.endpoint.body  # type: ignore[attr-defined]
+
+        async def handle(request: Request) -> Response:
+            try:
+                payload = body.model_validate_json(await request.body())
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+                located = [{**e, "loc": ("body", *e["loc"])} for e in errors]
+                raise RequestValidationError(located) from exc
+            answer = await endpoint(request, payload)
+            return Response(answer.model_dump_json(), media_type="application/json")
+
+        return handle
 
 
 async def live() -> schemas.Health:
