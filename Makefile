@@ -81,6 +81,7 @@ bench: $(STAMP) broker-jars prod-jars postgresql ## run the benchmarks quoted in
 	$(BIN)/python bench/pipeline.py --events 1000000 --shapes embedded,production
 	$(BIN)/python bench/duckdb_scan.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/scoring.py
 
 clean: ## remove the virtualenv and tool caches (keeps .lakehouse data)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -46,21 +46,20 @@ class _RowPredictor:
                 ctypes.byref(self._config),
             )
         )
-        self._out = np.empty(1)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._length = ctypes.c_int64(0)
+        # buffers and their pointers made once: building ctypes pointers costs more than the call
+        self._row, self._out, self._length = np.empty(self.columns), np.empty(1), ctypes.c_int64()
+        self._args = (
+            self._config,
+            self._row.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(self._length),
+            self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+        )
         self._lock = threading.Lock()
 
     def __call__(self, row: np.ndarray) -> float:
         with self._lock:
-            _safe_call(
-                _LIB.LGBM_BoosterPredictForMatSingleRowFast(
-                    self._config,
-                    row.ctypes.data_as(ctypes.c_void_p),
-                    ctypes.byref(self._length),
-                    self._out_ptr,
-                )
-            )
+            self._row[:] = row
+            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(*self._args))
             return float(self._out[0])
 
     def __del__(self) -> None:
@@ -77,5 +76,4 @@ def predict_rows(booster: lgb.Booster, rows: np.ndarray) -> list[float]:
             predictor = _predictors.setdefault(booster, _RowPredictor(booster))
     if rows.shape[1] != predictor.columns:
         raise ValueError(f"rows have {rows.shape[1]} columns, the model {predictor.columns}")
-    contiguous = np.ascontiguousarray(rows, dtype=np.float64)
-    return [predictor(contiguous[i]) for i in range(len(contiguous))]
+    return [predictor(row) for row in rows]
