@@ -55,16 +55,14 @@ class _RowPredictor:
             self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
         )
         self._lock = threading.Lock()
+        # freed with the predictor, or at exit while the library is still loaded
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, self._config)
 
     def __call__(self, row: np.ndarray) -> float:
         with self._lock:
             self._row[:] = row
             _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(*self._args))
             return float(self._out[0])
-
-    def __del__(self) -> None:
-        if self._config:
-            _LIB.LGBM_FastConfigFree(self._config)
 
 
 def predict_rows(booster: lgb.Booster, rows: np.ndarray) -> list[float]:
