@@ -165,6 +165,7 @@ async def ready(request: Request, response: Response) -> schemas.Health:
         ],
         silver_snapshot_id=served.snapshot_id,
         history_events=served.index.rows,
+        refreshed_at=served.refreshed_at,
     )
     missing = [name for name, c in served.champions.items() if c is None] or (
         [] if served.champions else ["every model"]

@@ -232,3 +232,4 @@ class Health(BaseModel):
     models: list[ModelRef] = Field(default_factory=list, description="the champions served")
     silver_snapshot_id: int | None = Field(None, description="what the online features read")
     history_events: int = Field(0, description="silver events the online features hold")
+    refreshed_at: AwareDatetime | None = Field(None, description="the last refresh")

@@ -29,7 +29,8 @@ from transforms.merchant_daily import for_gold
 from warehouse import online
 from warehouse import tables as T
 from warehouse.catalog import get_catalog
-from warehouse.queries import existing_table
+from warehouse.io import Table
+from warehouse.queries import CREATED, existing_table
 
 log = logging.getLogger("serving.state")
 
@@ -102,7 +103,7 @@ class Live:
         history, covered_from = self._merged(silver, served)
         return Served(champions, OnlineIndex.build(history), history, snapshot, covered_from)
 
-    def _merged(self, silver, served: Served) -> tuple[pl.DataFrame, datetime | None]:
+    def _merged(self, silver: Table, served: Served) -> tuple[pl.DataFrame, datetime | None]:
         """The silver rows of the ``HORIZON`` before the newest event (the previous ones and
         what was appended since, or a full read), and from when features are complete (None:
         every silver row is held)."""
@@ -116,7 +117,7 @@ class Live:
             rows = pl.concat([served.history, self._live(new[0])], how="vertical_relaxed")
             trimmed = served.covered_from is not None
         rows = rows.unique("event_id", keep="first", maintain_order=True)
-        created = pl.col(features.KEY_COLUMNS[-1])
+        created = pl.col(CREATED)
         newest = rows.select(created.max()).item()
         if newest is None:
             return rows, None
