@@ -104,7 +104,7 @@ def recover(served: Served, request: RecoveryRequest, max_future: timedelta) -> 
         expected_recovered_minor=plan.expected_recovered_minor,
         net_value_minor=plan.net_value_minor,
         currency=request.currency,
-        churn_score=risk if risk is not None else 0.0,
+        churn_score=risk,
         new_card_probability=new_card,
         models=[_ref(retry_model), _ref(churn_model)],
     )

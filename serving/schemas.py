@@ -208,7 +208,7 @@ class RecoveryPlan(_Answer):
     expected_recovered_minor: float = Field(ge=0, description="the plan's total")
     net_value_minor: float = Field(description="expected recovered value less attempt costs")
     currency: str
-    churn_score: float = Field(ge=0, le=1)
+    churn_score: float | None = Field(None, ge=0, le=1, description="null without a customer")
     new_card_probability: float = Field(ge=0, le=1)
     models: list[ModelRef] = Field(description="the retry and churn models")
 

@@ -10,6 +10,7 @@ import pytest
 
 from ml.metrics import CANDIDATE_DELAYS_H
 from ml.names import CHURN, FRAUD, MODEL_NAMES, RETRY
+from ml.recovery import NEW_CARD_PRIOR
 from serving.events import CHURN_PATH, FRAUD_PATH, RECOVERY_PATH, RETRY_PATH
 from tests.serving.conftest import recent_silver
 
@@ -136,3 +137,12 @@ def test_openapi_documents_every_endpoint_with_an_example_body(empty_client) -> 
         assert schemas[name].get("examples"), f"{name} has no example"
         assert {"200", "422", "503"} <= set(post["responses"])
     assert schemas["ErrorResponse"]["properties"]["error"]
+
+
+@pytest.mark.integration
+def test_a_recovery_without_a_customer_asks_for_a_new_card_at_the_prior(client) -> None:
+    body = {**body_for(RECOVERY_PATH), "customer_id": None, "decline_code": "expired_card"}
+    plan = client.post(RECOVERY_PATH, json=body).json()
+    assert plan["churn_score"] is None and plan["new_card_probability"] == NEW_CARD_PRIOR
+    assert [s["action"] for s in plan["steps"]] == ["new_card", "stop"]  # expired: no retry
+    assert plan["expected_recovered_minor"] == pytest.approx(NEW_CARD_PRIOR * body["amount_minor"])
