@@ -201,15 +201,19 @@ class OnlineIndex:
 
 
 def with_retry_delay(feats: Features, delay_hours: float) -> Features:
-    """``feats`` with the delay features of retrying ``delay_hours`` later (mirrors
+    """``feats`` with the delay features of retrying ``delay_hours`` later."""
+    return feats | delay_features(feats["_clock"], delay_hours)  # type: ignore[arg-type]
+
+
+def delay_features(now: datetime, delay_hours: float) -> dict[str, float]:
+    """The delay features of retrying ``delay_hours`` after the local clock ``now`` (mirrors
     ``ml.features.with_retry_delay``)."""
-    now: datetime = feats["_clock"]  # type: ignore[assignment]
     then = now + timedelta(seconds=delay_hours * 3600)
     months = then.year * 12 + then.month - (now.year * 12 + now.month)
     mid = months + (then.day >= 15) - (now.day >= 15)
     day0, day1 = _epoch_day(now), _epoch_day(then)
     fridays = (day1 - 1) // 7 - (day0 - 1) // 7  # 1970-01-02 was a Friday
-    return feats | {
+    return {
         "delay_hours": float(delay_hours),
         "retry_local_hour": float(then.hour + then.minute / 60),
         "retry_day_of_week": float(then.isoweekday()),

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml.features import DELAY_FEATURES
 from ml.metrics import CANDIDATE_DELAYS_H
-from ml.online import Features, design_row, with_retry_delay
+from ml.online import Features, delay_features, design_row
 from ml.registry import Champion
 from ml.rowpredict import predict_rows
 
@@ -36,8 +37,13 @@ def probability(champion: Champion, feats: Features) -> float:
 
 
 def retry_grid(champion: Champion, feats: Features) -> RetryGrid:
-    """The retry model over every candidate delay of a failed payment."""
-    rows = np.vstack(
-        [design_row(with_retry_delay(feats, d), champion.features) for d in CANDIDATE_DELAYS_H]
-    )
+    """The retry model over every candidate delay of a failed payment: the event's row once,
+    only its delay features changed per delay."""
+    names = champion.features
+    rows = np.repeat(design_row(feats, names), len(CANDIDATE_DELAYS_H), axis=0)
+    delayed = [(i, n) for i, n in enumerate(names) if n in DELAY_FEATURES]
+    for row, delay in zip(rows, CANDIDATE_DELAYS_H, strict=True):
+        values = delay_features(feats["_clock"], delay)  # type: ignore[arg-type]
+        for i, name in delayed:
+            row[i] = values[name]
     return RetryGrid(CANDIDATE_DELAYS_H, tuple(predict_rows(champion.booster, rows)))
