@@ -83,6 +83,7 @@ bench: $(STAMP) broker-jars prod-jars postgresql ## run the benchmarks quoted in
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/duckdb_scan.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/scoring.py
 
 clean: ## remove the virtualenv and tool caches (keeps .lakehouse data)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -16,6 +16,7 @@ from lakehouse.commands import (
     mlflow,
     receiver,
     run,
+    scoring,
     simulate,
     sql,
     stack,
@@ -27,7 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for module in (broker, receiver, simulate, history, sql, audit, run, mlflow, stack, demo):
+for module in (broker, receiver, scoring, simulate, history, sql, audit, run, mlflow, stack, demo):
     module.register(app)
 
 if __name__ == "__main__":

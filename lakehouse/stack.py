@@ -2,14 +2,15 @@
 
 Parts, in start order: the embedded broker (``lakehouse.broker``), a Prefect server on SQLite, the
 ``lakehouse-process`` work pool with the deployments of ``prefect.yaml``, a process worker, the
-webhook receiver and the MLflow UI. Each long-running part is a ``lakehouse.supervisor.Service``
-(a command, a pid file under ``<home>/run``, a log under ``<home>/logs`` and a readiness check),
-started and stopped by the one supervisor. Every function is idempotent: starting a running part
-only waits until it is ready; stopping a stopped part is a no-op. Child processes get
-``PREFECT_API_URL`` of the local server and an absolute ``LAKEHOUSE_HOME``, so flow runs see the
-same lakehouse as the command that started them. What ``lakehouse status`` reads is in
-``lakehouse.status``; the Prefect API and CLI calls in ``lakehouse.prefect_api``.
-"""
+webhook receiver, the MLflow UI and the scoring API (``serving``; it answers 503
+``model_unavailable`` until the first training, and follows the champions without a restart). Each
+long-running part is a ``lakehouse.supervisor.Service`` (a command, a pid file under ``<home>/run``,
+a log under ``<home>/logs`` and a readiness check), started and stopped by the one supervisor. Every
+function is idempotent: starting a running part only waits until it is ready; stopping a stopped
+part is a no-op. Child processes get ``PREFECT_API_URL`` of the local server and an absolute
+``LAKEHOUSE_HOME``, so flow runs see the same lakehouse as the command that started them. What
+``lakehouse status`` reads is in ``lakehouse.status``; the Prefect API and CLI calls in
+``lakehouse.prefect_api``."""
 
 from __future__ import annotations
 
@@ -117,6 +118,7 @@ def services(settings: Settings) -> dict[str, Service]:
     env = child_env(settings)
     receiver = f"http://{settings.receiver_host}:{settings.receiver_port}/health/live"
     mlflow = f"http://{HOST}:{settings.mlflow_port}/health"
+    scoring = f"http://{settings.scoring_host}:{settings.scoring_port}/health/live"
     return {
         "prefect-server": prefect_server(
             home, settings.prefect_port, runs, logs, settings.prefect_database_url
@@ -130,6 +132,7 @@ def services(settings: Settings) -> dict[str, Service]:
             {"LAKEHOUSE_STRIPE_WEBHOOK_SECRETS": ",".join(webhook_secrets(settings))},
         ),
         "mlflow": _command(settings, "mlflow", settings.mlflow_port, mlflow),
+        "scoring": _command(settings, "scoring", settings.scoring_port, scoring),
     }
 
 
@@ -160,6 +163,7 @@ def urls(settings: Settings) -> dict[str, str]:
         "Prefect UI": f"http://{HOST}:{settings.prefect_port}",
         "receiver": f"http://{settings.receiver_host}:{settings.receiver_port}/webhooks/stripe",
         "MLflow UI": f"http://{HOST}:{settings.mlflow_port}",
+        "scoring API": f"http://{settings.scoring_host}:{settings.scoring_port}/docs",
         "Data Docs": str(settings.data_docs_dir),
     }
 
@@ -180,7 +184,7 @@ def up(settings: Settings, step: Callable[[str], None] = lambda _: None) -> dict
         crash_orphaned_runs(
             api_url, "its worker stopped before it finished (found by lakehouse up)"
         )
-    for name in ("prefect-worker", "receiver", "mlflow"):
+    for name in ("prefect-worker", "receiver", "mlflow", "scoring"):
         step(name)
         start(parts[name], timeout_s=180)
     return urls(settings)
@@ -192,7 +196,9 @@ def down(settings: Settings) -> dict[str, bool]:
     Runs the worker was executing die with it; they are marked CRASHED before the server stops.
     """
     parts = services(settings)
-    stopped = {name: stop(parts[name]) for name in ("mlflow", "receiver", "prefect-worker")}
+    stopped = {
+        name: stop(parts[name]) for name in ("scoring", "mlflow", "receiver", "prefect-worker")
+    }
     if stopped["prefect-worker"] and running_pid(parts["prefect-server"]) is not None:
         crash_orphaned_runs(prefect_api_url(settings), "stopped by lakehouse down")
     stopped["prefect-server"] = stop(parts["prefect-server"])

@@ -129,6 +129,22 @@ _CURRENCY = KeyedWindows(
     sums=(("_cur_success_30d", "_success", 30 * D), ("_cur_amount_30d", "_success_amount", 30 * D)),
 )
 # fmt: on
+#: Every keyed window of the features, the card's first (the customer's windows read the
+#: ``_card_first`` flag worked out from it). The online path (``ml.online``) indexes the same specs.
+WINDOWS: tuple[KeyedWindows, ...] = (
+    _CARD,
+    _CUSTOMER,
+    _CUSTOMER_CURRENCY,
+    _ORDER,
+    _MERCHANT,
+    _MERCHANT_CURRENCY,
+    _CURRENCY,
+)
+#: The order an event belongs to, from its ``metadata`` JSON text.
+ORDER_ID_PATTERN = r'"order_id"\s*:\s*"([^"]*)"'
+#: The columns ``_prepare`` fills from the event of the same charge and second.
+CARD_FILL_COLUMNS = ("card_brand", "card_last_four", "card_country", "customer_country")
+LOOKBACK_S = _LOOKBACK_S
 
 #: How far before a batch the history read to score it must reach for the features to equal the
 #: training ones: ``LOOKBACK``, plus the window of the sums over ``_card_first``, a flag that is
@@ -154,9 +170,7 @@ def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) ->
     query = pl.col("_q").is_not_null()
     people = frame if history is None else _rows_sharing(frame, "customer_id")
     card = keyed_windows(people, _CARD, _LOOKBACK_S)  # every row: history rows need _card_first
-    people = people.with_columns(
-        _card_first=(pl.col("_attempt") > 0) & _card_known() & (card["card_attempts_30d"] == 0)
-    )
+    people = people.with_columns(_card_first=_card_first(card["card_attempts_30d"]))
     asked = people["_q"].is_not_null()
     parts = [
         people.filter(asked).select(
@@ -177,6 +191,19 @@ def build_features(events: pl.DataFrame, history: pl.DataFrame | None = None) ->
     return _derived(out).drop(
         "amount", "card_last_four", cs.starts_with("_") - cs.by_name("_clock")
     )
+
+
+def prepared_history(history: pl.DataFrame) -> pl.DataFrame:
+    """History rows as the windows read them (one per event id): the flags of ``_prepare``,
+    ``_t`` and ``_card_first``, for an index of the windows (``ml.online``)."""
+    frame = _prepare(select_inputs(history).unique("event_id", keep="first"))
+    card = keyed_windows(frame, _CARD, _LOOKBACK_S)
+    return frame.with_columns(_card_first=_card_first(card["card_attempts_30d"]))
+
+
+def _card_first(card_attempts_30d: pl.Series) -> pl.Expr:
+    """An attempt with a known card the customer had not used in the 30 days before it."""
+    return (pl.col("_attempt") > 0) & _card_known() & pl.lit(card_attempts_30d == 0)
 
 
 def _shared_windows(
@@ -252,8 +279,7 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
     kind = pl.col("event_type")
     frame = frame.with_columns(_t=pl.col("provider_created_at").dt.epoch("s"))
     fill = {
-        c: pl.col(c).fill_null(pl.col(c).max().over("charge_id", "_t"))
-        for c in ("card_brand", "card_last_four", "card_country", "customer_country")
+        c: pl.col(c).fill_null(pl.col(c).max().over("charge_id", "_t")) for c in CARD_FILL_COLUMNS
     }
     offset = pl.col("customer_country").fill_null(pl.col("card_country"))
     hours = offset.replace_strict(UTC_OFFSET_HOURS, default=0, return_dtype=pl.Int64)
@@ -267,7 +293,7 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
         .fill_null(False)
         .cast(pl.Int32),
         _refund=(kind == REFUND_CREATED).cast(pl.Int32),
-        _order_id=pl.col("metadata").str.extract(r'"order_id"\s*:\s*"([^"]*)"'),
+        _order_id=pl.col("metadata").str.extract(ORDER_ID_PATTERN),
         _clock=pl.col("provider_created_at") + pl.duration(hours=hours),
     )
     night = (pl.col("_clock").dt.hour() < 6) & (pl.col("_attempt") > 0)

@@ -187,6 +187,16 @@ class Settings(BaseSettings):
         30.0, description="deadline for the broker to acknowledge the recovered events"
     )
 
+    # --- online scoring (serving/) -------------------------------------------------------------
+    scoring_host: str = Field("127.0.0.1", description="bind address of the scoring API")
+    scoring_port: int = Field(8100, description="port of the scoring API (`lakehouse scoring`)")
+    scoring_refresh_seconds: float = Field(
+        2.0,
+        description="how often the scoring API looks for a new silver snapshot (its online "
+        "features) and a moved champion alias",
+        gt=0,
+    )
+
     # --- services of the local stack ----------------------------------------------------------
     prefect_port: int = Field(4200, description="port of the local Prefect server")
     mlflow_port: int = Field(5000, description="port of the local MLflow UI")

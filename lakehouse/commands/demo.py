@@ -1,12 +1,14 @@
 """``lakehouse demo``: the whole platform on the embedded stack, in one command.
 
-Starts the stack (broker, Prefect server and worker with the deployments, receiver, MLflow UI),
-writes a labelled history, lets the scheduled ``microbatch`` deployment land it, trains and
-registers the models and rescores the history landed before them (so ``gold.merchant_daily`` has
-its fraud column), sends fresh webhooks through the receiver (some malformed, one with a bad
-signature), waits until they are scored in gold, and prints what a newcomer should look at. The
-stack keeps running afterwards: ``lakehouse down`` stops it. Imports stay inside the commands
-(``lakehouse --help`` in 0.17 s, see ``lakehouse/cli.py``)."""
+Starts the stack (broker, Prefect server and worker with the deployments, receiver, MLflow UI,
+scoring API), writes a labelled history, lets the scheduled ``microbatch`` deployment land it,
+trains and registers the models and rescores the history landed before them (so
+``gold.merchant_daily`` has its fraud column), asks the scoring API (which picks up the new
+champions by itself) each of its questions once about a customer of the history, sends fresh
+webhooks through the receiver (some malformed, one with a bad signature), waits until they are
+scored in gold, and prints what a newcomer should look at. The stack keeps running afterwards:
+``lakehouse down`` stops it. Imports stay inside the commands (``lakehouse --help`` in 0.17 s, see
+``lakehouse/cli.py``)."""
 
 from __future__ import annotations
 
@@ -56,18 +58,20 @@ def demo(
     from settings import get_settings
 
     settings = get_settings()
-    console.rule("1/5 starting the local stack")
+    console.rule("1/6 starting the local stack")
     urls = stack.up(settings, step=lambda part: console.print(f"  starting {part}…"))
-    console.rule("2/5 labelled history → topics → bronze/silver/gold (the microbatch deployment)")
+    console.rule("2/6 labelled history → topics → bronze/silver/gold (the microbatch deployment)")
     written = _write_history(days, customers)
     console.print(f"  wrote {written:,} history events; waiting for the pipeline…")
     _wait_caught_up(timeout_s)
-    console.rule("3/5 training the models on silver (MLflow registry), rescoring gold")
+    console.rule("3/6 training the models on silver (MLflow registry), rescoring gold")
     _print_training(_train())
-    console.rule("4/5 fresh webhooks through the receiver")
+    console.rule("4/6 the scoring API: each endpoint once, for a customer of the history")
+    _ask_scoring(settings, timeout_s)
+    console.rule("5/6 fresh webhooks through the receiver")
     _print_responses(_send_webhooks(settings, webhooks))
     _wait_caught_up(timeout_s)
-    console.rule("5/5 what landed")
+    console.rule("6/6 what landed")
     _print_tables()
     _print_urls(urls)
 
@@ -150,6 +154,54 @@ def _print_training(run: dict) -> None:
             f"  rescored {rescored['rows_rescored']:,} gold rows written before the champions, "
             f"on {rescored['days_rescored']} days; merchant_daily rebuilt for them"
         )
+
+
+def _ask_scoring(settings, timeout_s: float) -> None:
+    """Wait until the scoring API serves the champions, then ask each endpoint about the newest
+    payment of a customer of the history (a declined one for retry and recovery), as if it
+    happened now; print question and answer."""
+    import httpx
+    import orjson
+
+    from serving.events import CHURN_PATH, FRAUD_PATH, RECOVERY_PATH, RETRY_PATH, request_body
+
+    base = f"http://{settings.scoring_host}:{settings.scoring_port}"
+    deadline = time.monotonic() + timeout_s
+    with console.status("waiting for the scoring API to load the champions…"):
+        while httpx.get(f"{base}/health/ready", timeout=10).status_code != 200:
+            if time.monotonic() > deadline:
+                console.print(f"[red]the scoring API is not ready[/red]: {base}/health/ready")
+                raise typer.Exit(1)
+            time.sleep(1)
+    rows = _newest_payments()
+    now = datetime.now(UTC).isoformat()
+    for path, kind in (
+        (FRAUD_PATH, "payment.succeeded"),
+        (RETRY_PATH, "payment.failed"),
+        (CHURN_PATH, "payment.succeeded"),
+        (RECOVERY_PATH, "payment.failed"),
+    ):
+        body = request_body({**rows[kind], "event_id": None}, path)
+        (body["payment"] if path == CHURN_PATH else body)["created_at"] = now
+        answer = httpx.post(f"{base}{path}", json=body, timeout=30)
+        console.print(f"[bold]POST {path}[/bold] → {answer.status_code}")
+        console.print_json(orjson.dumps(answer.json()).decode())
+
+
+def _newest_payments() -> dict[str, dict]:
+    """The newest succeeded and failed payment of a known customer in silver, by event type."""
+    from ml.features import INPUT_COLUMNS
+    from warehouse import connect
+
+    columns = ", ".join([*INPUT_COLUMNS, "amount_minor"])
+    sql = f"""
+        SELECT {columns} FROM silver.payment_events
+        WHERE customer_id IS NOT NULL AND event_type IN ('payment.succeeded', 'payment.failed')
+        QUALIFY row_number() OVER (PARTITION BY event_type ORDER BY provider_created_at DESC) = 1"""
+    result = connect().execute(sql)
+    names = [d[0] for d in result.description]
+    rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    return {row["event_type"]: row for row in rows}
 
 
 def _send_webhooks(settings, count: int):

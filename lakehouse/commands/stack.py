@@ -18,7 +18,8 @@ console = Console()
 
 
 def up() -> None:
-    """Start the broker, Prefect (server, deployments, worker), the receiver and the MLflow UI."""
+    """Start the broker, Prefect (server, deployments, worker), the receiver, the MLflow UI and
+    the scoring API."""
     from lakehouse import stack
     from settings import get_settings
 

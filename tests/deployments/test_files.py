@@ -20,6 +20,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from ingest.receiver import create_app
 from lakehouse import prefect_api
+from serving.app import create_app as create_scoring_app
 from settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,6 +249,24 @@ def test_receiver_probes_point_at_real_routes() -> None:
 def test_compose_receiver_healthcheck_is_a_real_route() -> None:
     check = " ".join(compose()["services"]["receiver"]["healthcheck"]["test"])
     assert set(re.findall(r"/health/\w+", check)) <= receiver_routes()
+
+
+def scoring_routes() -> set[str]:
+    settings = Settings(environment="production", stripe_webhook_secrets=["whsec_deployed"])
+    return {route.path for route in create_scoring_app(settings).routes}
+
+
+def test_scoring_probes_and_healthcheck_point_at_real_routes() -> None:
+    routes = scoring_routes()
+    [container] = [c for workload, c in k8s_containers("Deployment") if workload == "scoring"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert {"/health/live", "/health/ready"} <= routes
+    assert container["command"] == ["lakehouse", "scoring"]
+    check = " ".join(compose()["services"]["scoring"]["healthcheck"]["test"])
+    assert set(re.findall(r"/health/\w+", check)) <= routes
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in k8s_docs()}
+    assert {("Deployment", "scoring"), ("Service", "scoring")} <= kinds
 
 
 def test_k8s_has_receiver_service_hpa_and_a_worker() -> None:

@@ -11,9 +11,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse import prefect_api, supervisor
+from lakehouse import prefect_api, stack, supervisor
 from lakehouse.cli import app
+from lakehouse.status import parts_status
 from lakehouse.supervisor import free_port
+from settings import get_settings
 from tests.orchestration.conftest import LocalPrefect
 
 ALL_DEPLOYMENTS = {
@@ -131,3 +133,29 @@ def post(api_url: str, path: str, body: dict) -> dict:
 def deployments(api_url: str) -> dict[str, dict]:
     found = post(api_url, "/deployments/filter", {"limit": 50, "offset": 0, "sort": "NAME_ASC"})
     return {d["name"]: d for d in found}
+
+
+@pytest.mark.integration
+def test_lakehouse_up_runs_the_scoring_api_as_a_supervised_service(
+    isolated_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("LAKEHOUSE_SCORING_PORT", str(port))
+    get_settings.cache_clear()
+    settings = get_settings()
+    service = stack.services(settings)["scoring"]
+    assert service.port == port and service.argv[-1] == "scoring"
+    assert stack.urls(settings)["scoring API"] == f"http://127.0.0.1:{port}/docs"
+
+    pid = supervisor.start(service, timeout_s=120)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        ready = httpx.get(f"{base}/health/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["dependency"] == "models"
+        answer = httpx.post(f"{base}/churn/predict", json={"customer_id": "cus_1"}, timeout=10)
+        assert answer.json()["error"]["code"] == "model_unavailable"
+        parts = {p.name: p for p in parts_status(settings)}
+        assert parts["scoring"].running and f"pid {pid}, ready" in parts["scoring"].detail
+    finally:
+        assert supervisor.stop(service)
+    assert supervisor.running_pid(service) is None
