@@ -180,7 +180,7 @@ def timed_audit() -> list[tuple[str, float, bool]]:
     began = time.perf_counter()
     con = connect(catalog)
     results = [("DuckDB connect (views over every table)", time.perf_counter() - began, True)]
-    done = audit_flow.Audited(get_settings(), con, tables)
+    done = audit_flow.Audited(get_settings(), catalog, con, tables)
     for check in audit_flow.SECTIONS:
         began = time.perf_counter()
         section = check(done)
