@@ -44,17 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_bench_only"
 EVENTS = 1000
 
-LUA = r"""
-local requests = {}
-local i = 0
-function init(args)
-  for line in io.lines(args[1]) do
-    local sig, body = line:match("^([^\t]*)\t(.*)$")
-    requests[#requests + 1] = wrk.format("POST", "/webhooks/stripe",
-      {["Content-Type"] = "application/json", ["Stripe-Signature"] = sig}, body)
-  end
-  i = math.random(#requests)
-end
+#: wrk's request rotation and its one-line JSON summary (``Result``), shared with
+#: ``bench/scoring.py``; each script adds an ``init`` that fills ``requests``.
+WRK_COMMON = r"""
 function request()
   i = i % #requests + 1
   return requests[i]
@@ -68,6 +60,22 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
+
+LUA = (
+    r"""
+local requests = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local sig, body = line:match("^([^\t]*)\t(.*)$")
+    requests[#requests + 1] = wrk.format("POST", "/webhooks/stripe",
+      {["Content-Type"] = "application/json", ["Stripe-Signature"] = sig}, body)
+  end
+  i = math.random(#requests)
+end
+"""
+    + WRK_COMMON
+)
 
 
 @dataclass

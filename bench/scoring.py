@@ -33,7 +33,7 @@ import polars as pl
 import uvicorn
 import uvloop
 from fastapi import FastAPI, Request
-from receiver import Result, ensure_wrk, server
+from receiver import WRK_COMMON, Result, ensure_wrk, server
 
 from lakehouse.supervisor import free_port
 from ml import registry
@@ -48,7 +48,8 @@ from warehouse.catalog import ensure_table, get_catalog
 PATHS = (FRAUD_PATH, RETRY_PATH, CHURN_PATH, RECOVERY_PATH)
 BODIES = 500
 
-LUA = r"""
+LUA = (
+    r"""
 local requests = {}
 local i = 0
 function init(args)
@@ -58,19 +59,9 @@ function init(args)
   end
   i = math.random(#requests)
 end
-function request()
-  i = i % #requests + 1
-  return requests[i]
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,"timeouts":%d,' ..
-    '"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
 """
+    + WRK_COMMON
+)
 
 
 def prepare_home(home: Path) -> pl.DataFrame:

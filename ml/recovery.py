@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 #: Decline codes after which a retry of the same card must not be attempted (Visa and
 #: Mastercard "do not reattempt" categories, as Stripe maps them to decline codes).
@@ -83,16 +82,31 @@ def plan(
     after the failure, success probability) per candidate delay, ``new_card`` the chance that
     asking for a new card recovers it, ``cost_minor`` what one attempt costs."""
     allowed = [] if decline_code in DO_NOT_RETRY else sorted(retries)
-    candidates = [
-        [*chosen, *tail]
-        for size in range(len(allowed) + 1)
-        for chosen in combinations(allowed, size)
-        for tail in ([], [(None, new_card)])
-    ]
-    best = max(candidates, key=lambda c: (_net_value(c, amount_minor, cost_minor), -len(c)))
+    best = _best_sequence(allowed, new_card, amount_minor, cost_minor)
     steps = _steps(best, amount_minor)
     recovered = sum(step.expected_recovered_minor for step in steps)
     return Plan(steps, recovered, _net_value(best, amount_minor, cost_minor))
+
+
+def _best_sequence(
+    retries: list[tuple[float, float]], new_card: float, amount_minor: int, cost_minor: float
+) -> list:
+    """The sequence of steps with the largest net value, the shorter of equals: backwards over
+    the retries (in time order), the best plan from retry ``i`` on is either the best from
+    ``i + 1`` on, or retry ``i`` followed by it (its value scaled by ``1 − p``, which keeps the
+    order of the alternatives). Linear in the candidate delays instead of trying all ``2^n``
+    subsets (``tests/ml/test_recovery.py`` checks it against them)."""
+
+    def better(a: tuple[float, list], b: tuple[float, list]) -> tuple[float, list]:
+        return a if (a[0], -len(a[1])) >= (b[0], -len(b[1])) else b
+
+    card = (new_card * amount_minor - cost_minor, [(None, new_card)])
+    best = better((0.0, []), card)  # after the last retry: stop, or ask for a new card
+    for delay, p in reversed(retries):
+        after = best if p < 1.0 else (0.0, [])  # a sure success ends the plan
+        take = (p * amount_minor - cost_minor + (1.0 - p) * after[0], [(delay, p), *after[1]])
+        best = better(best, take)
+    return best[1]
 
 
 def _net_value(sequence: list, amount_minor: int, cost_minor: float) -> float:

@@ -79,3 +79,32 @@ def test_churn_risk_and_history_set_the_new_card_chance() -> None:
     loyal = plan(5_000, [], new_card_probability(0.05, 0.9), cost_minor=300)
     assert [a for a, _ in actions(risky)] == [STOP]
     assert [a for a, _ in actions(loyal)] == [NEW_CARD, STOP]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_linear_search_finds_what_trying_every_subset_finds(seed: int) -> None:
+    import random
+    from itertools import combinations
+
+    rng = random.Random(seed)
+    grid = [(d, rng.choice([0.0, 1.0, rng.random()])) for d in (1, 6, 24, 72)]
+    amount, cost, card = rng.randint(1, 50_000), rng.choice([0, rng.randint(0, 500)]), rng.random()
+    candidates = [
+        [*chosen, *tail]
+        for size in range(len(grid) + 1)
+        for chosen in combinations(grid, size)
+        for tail in ([], [(None, card)])
+    ]
+
+    def net(sequence: list) -> float:
+        reach, value = 1.0, 0.0
+        for _, p in sequence:
+            value += reach * (p * amount - cost)
+            reach *= 1 - p
+        return value
+
+    top = max(net(c) for c in candidates)
+    shortest = min(len(c) for c in candidates if net(c) >= top - 1e-9)
+    found = plan(amount, grid, card, cost_minor=cost)
+    assert found.net_value_minor == pytest.approx(top, abs=1e-9)
+    assert len(found.steps) - 1 == shortest  # the stop step aside
