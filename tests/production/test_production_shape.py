@@ -46,6 +46,13 @@ SECRET = "whsec_production_shape_test"
 FRESH_WEBHOOKS = 300
 
 
+#: The small history with twice its customers: dated up to now (the receiver's event-time rule),
+#: it differs from run to run, and with 500 customers the churn model lost to its baseline on
+#: 2 of 6 end times tried, so training promoted no churn champion; with 1,000 it won on all 6
+#: (by 0.07 AUC or more).
+HISTORY = {**SMALL, "customers": 1_000}
+
+
 @dataclass
 class Chain:
     """What the chain did, observed while it ran."""
@@ -134,7 +141,7 @@ def chain(
             patch.setenv(name, "")
             patch.delenv(name)
         get_settings.cache_clear()
-        history = generate_history(**SMALL, end=datetime.now(UTC))
+        history = generate_history(**HISTORY, end=datetime.now(UTC))
         config = get_settings().kafka_client_config()
         written = write_bodies((encode(e) for e in history), config, request_prefix="history")
         drain()
