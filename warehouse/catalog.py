@@ -23,6 +23,8 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from settings import Settings, export_s3_environment, get_settings
 from warehouse.migrate import rescale
@@ -32,6 +34,8 @@ ArrayLike = pa.Array | pa.ChunkedArray
 
 #: Seconds a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 30
+#: Attempts at opening the SQL catalog while other processes create it (``_sql_catalog``).
+OPEN_ATTEMPTS = 5
 
 
 def get_catalog(settings: Settings | None = None) -> Catalog:
@@ -56,16 +60,25 @@ def _sql_catalog(settings: Settings, uri: str) -> Catalog:
     warehouse = settings.resolved_warehouse
     if warehouse.startswith("file://"):
         Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    if uri.startswith("sqlite:///"):
-        uri = _prepare_sqlite(uri)
     props = {
         "type": "sql",
-        "uri": uri,
         "warehouse": warehouse,
         "init_catalog_tables": "true",
         **settings.catalog_properties,
     }
-    return load_catalog(settings.catalog_name, **props)
+    # processes opening a fresh catalog at once (loaders starting together) race to create its
+    # tables and, on SQLite, to switch it to WAL: the losers see "already exists" or "database
+    # is locked", and the next attempt finds the database ready
+    for attempt in Retrying(
+        retry=retry_if_exception_type((sqlite3.OperationalError, DBAPIError)),
+        stop=stop_after_attempt(OPEN_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.05, max=1),
+        reraise=True,
+    ):
+        with attempt:
+            ready = _prepare_sqlite(uri) if uri.startswith("sqlite:///") else uri
+            return load_catalog(settings.catalog_name, **props, uri=ready)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _prepare_sqlite(uri: str) -> str:
@@ -105,7 +118,7 @@ def ensure_tables(catalog: Catalog) -> dict[str, Table]:
 def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     """Load the spec's table, creating it (and its namespace) on first use; add missing columns
     and finish any decimal rescale (both idempotent)."""
-    catalog.create_namespace_if_not_exists(spec.namespace)
+    _ensure_namespace(catalog, spec.namespace)
     try:
         table = catalog.load_table(spec.identifier_str)
     except NoSuchTableError:
@@ -116,6 +129,17 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     table = _add_missing_columns(_set_required_defaults(table), spec)
     rescale(table, spec.columns, spec.recompute)
     return table
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create ``namespace`` unless it exists. The SQL catalog checks, then inserts: a process
+    that loses that race to another (two loaders starting at once) gets the database's unique
+    constraint error rather than ``NamespaceAlreadyExistsError``; the namespace is there then."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except IntegrityError:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def _create_table(catalog: Catalog, spec: TableSpec) -> Table:

@@ -94,3 +94,37 @@ def test_quarantine_rows_two_loaders_record_land_once(catalog: Catalog) -> None:
 
     first.refresh()
     assert io.scan(first).num_rows == 4
+
+
+def _ensure_all_at_once(home: str, start: object, errors: object) -> None:
+    """One loader starting: every table ensured on a fresh catalog, after the others are ready."""
+    import os
+
+    os.environ["LAKEHOUSE_HOME"] = home
+    try:
+        start.wait()  # type: ignore[attr-defined]
+        io.ensure_tables(get_catalog())
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+
+
+def test_loaders_starting_at_once_on_a_fresh_catalog_all_get_the_tables(tmp_path) -> None:
+    # real processes on one SQLite catalog, released together: namespaces and tables are created
+    # by whichever process wins each race; the others must find them, not fail
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(6):
+        home = str(tmp_path / f"home{attempt}")
+        start, errors = context.Barrier(4), context.Queue()
+        workers = [
+            context.Process(target=_ensure_all_at_once, args=(home, start, errors))
+            for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        found = [errors.get() for _ in range(errors.qsize())]
+        assert not found, f"attempt {attempt}: {found}"
+        assert all(worker.exitcode == 0 for worker in workers)
