@@ -117,6 +117,8 @@ def test_train_models_flow_publishes_metrics_against_the_baseline(
     from prefect.testing.utilities import prefect_test_harness
 
     mlflow_store(isolated_settings)
+    # stand-in, named: the silver read returns the tests' small labelled history (a real table of
+    # it is what tests/production trains from); the flow, MLflow and Prefect server are real
     monkeypatch.setattr(training, "load_silver_history", lambda days: small_silver())
     with prefect_test_harness(server_startup_timeout=240):
         run = training.train_models(history_days=100, num_boost_round=ROUNDS)

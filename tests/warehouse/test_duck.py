@@ -91,16 +91,12 @@ def test_time_travel_refuses_unknown_snapshots_and_naive_timestamps() -> None:
         connect(as_of=datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
 
 
-def test_sql_returns_arrow_and_connect_stays_fast() -> None:
+def test_sql_returns_arrow() -> None:
     append(ensure_table(get_catalog(), SILVER_PAYMENT_EVENTS), make_silver_events(range(4)), {})
-    connect().close()  # warm the extension loading
-
-    started = time.perf_counter()
+    # how long connect() takes is measured by bench/duckdb_scan.py, not asserted here
     result = warehouse.sql("SELECT currency, COUNT(*) AS n FROM silver.payment_events GROUP BY 1")
-    elapsed = time.perf_counter() - started
 
     assert result.to_pylist() == [{"currency": "USD", "n": 4}]
-    assert elapsed < 3.0  # 0.2-0.6 s here; generous for 2 shared cores
 
 
 def test_extensions_come_from_the_pypi_wheels() -> None:
